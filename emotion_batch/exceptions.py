@@ -1,0 +1,46 @@
+"""Errors raised by the emotion_batch library.
+
+The library raises these and never exits; only ``cli.py`` turns them into exit codes.
+"""
+
+from __future__ import annotations
+
+
+class EmotionBatchError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(EmotionBatchError):
+    """An option or setting has a value that cannot be used."""
+
+
+class ModelError(EmotionBatchError):
+    """The classifier model is missing, corrupt or does not match its recorded hash."""
+
+
+class DetectorError(EmotionBatchError):
+    """A face detector could not be built (missing package or model file)."""
+
+
+class DatabaseError(EmotionBatchError):
+    """The database cannot be reached or written."""
+
+
+class RunLockedError(DatabaseError):
+    """Another emotion-batch run holds the lock on this database."""
+
+
+class ImageError(EmotionBatchError):
+    """One image could not be read; recorded on the image row, never fatal for a batch."""
+
+    def __init__(self, message: str, *, status: str = "unreadable") -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class DataError(EmotionBatchError):
+    """A training or evaluation data source is missing or malformed."""
+
+
+class ReportError(EmotionBatchError):
+    """A report could not be rendered."""

@@ -1,0 +1,326 @@
+"""Fit a model from a spec: tf.data input with augmentation, class balancing, history, checkpoints, resume.
+
+A run lives in ``<runs_dir>/<model>_<optimizer>_<colormode>_<batch>_<balance>/``:
+
+- ``config.json``   the options of the run (what ``emotion-batch train`` was given)
+- ``spec.json``     the architecture spec it was built from
+- ``history.json``  one record per finished epoch (loss, accuracy, val_loss, val_accuracy, lr, seconds)
+- ``last.keras``    the whole model with optimizer state after the last finished epoch (for resume)
+- ``best.weights.h5`` weights of the epoch with the best validation accuracy
+- ``state.json``    epoch reached, best validation accuracy and epoch, early-stopping counter, done flag
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..exceptions import ConfigError
+from ..labels import NUM_CLASSES
+from .architectures import build_from_spec, load_spec
+from .data import FaceSet, clean, load_fer2013, load_folder_tree
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+SCHEDULES = ("cosine", "plateau", "constant")
+LABELS = ("original", "ferplus-majority", "ferplus-soft")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; written to ``config.json``."""
+
+    data: str
+    model: str = "resx_small"
+    data_format: str = "auto"  # auto | fer2013 | folders
+    labels: str = "original"
+    optimizer: str = "adam"
+    learning_rate: float = 2e-3
+    schedule: str = "cosine"
+    batch_size: int = 64
+    epochs: int = 60
+    patience: int = 20
+    balance: str = "none"  # none | weights | augment-<N>
+    augment: bool = True
+    label_smoothing: float = 0.0
+    limit: int | None = None
+    seed: int = 1337
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {list(OPTIMIZERS)}. Received: optimizer={self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {list(SCHEDULES)}. Received: schedule={self.schedule!r}")
+        if self.labels not in LABELS:
+            raise ConfigError(f"labels must be one of {list(LABELS)}. Received: labels={self.labels!r}")
+        if self.data_format not in ("auto", "fer2013", "folders"):
+            raise ConfigError(f"data_format must be auto, fer2013 or folders. Received: data_format={self.data_format!r}")
+        if self.batch_size < 1 or self.epochs < 1:
+            raise ConfigError(f"batch_size and epochs must be positive. Received: batch_size={self.batch_size}, epochs={self.epochs}")
+        balance_target(self.balance)
+
+    def run_name(self, channels: int) -> str:
+        colormode = "gray" if channels == 1 else "rgb"
+        return f"{Path(self.model).stem}_{self.optimizer}_{colormode}_{self.batch_size}_{self.balance}"
+
+
+def balance_target(balance: str) -> int | None:
+    """Parse ``none``/``weights``/``augment-N``; return N for ``augment-N``."""
+    if balance in ("none", "weights"):
+        return None
+    if balance.startswith("augment-") and balance[len("augment-"):].isdigit() and int(balance[8:]) > 0:
+        return int(balance[8:])
+    raise ConfigError(f"balance must be none, weights or augment-<N>. Received: balance={balance!r}")
+
+
+def load_splits(config: TrainConfig, *, size: int, channels: int) -> tuple[FaceSet, FaceSet]:
+    """Training and validation sets for a config (FER2013 CSV or class-per-folder tree)."""
+    root = Path(config.data)
+    fmt = config.data_format
+    if fmt == "auto":
+        fmt = "fer2013" if (root / "fer2013.csv.gz").is_file() or (root / "fer2013.csv").is_file() else "folders"
+    if fmt == "fer2013":
+        train = load_fer2013(root, split="train", size=size, channels=channels, labels=config.labels, limit=config.limit)
+        valid = load_fer2013(root, split="valid", size=size, channels=channels, labels=config.labels, limit=config.limit)
+        test = load_fer2013(root, split="test", size=size, channels=channels, labels="original", limit=config.limit)
+        train, report = clean(train, valid, test)
+    else:
+        train = load_folder_tree(root, split="train", size=size, channels=channels)
+        valid = load_folder_tree(root, split="valid", size=size, channels=channels)
+        train, report = clean(train, valid)
+    log.info("cleaning: %s", report)
+    return train, valid
+
+
+def balanced_index(y: np.ndarray, target: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices that bring every class up to ``target`` samples by repetition (augmentation varies repeats)."""
+    parts = []
+    for c in range(NUM_CLASSES):
+        idx = np.flatnonzero(y == c)
+        if idx.size == 0:
+            continue
+        if idx.size < target:
+            idx = np.concatenate([idx, rng.choice(idx, target - idx.size, replace=True)])
+        parts.append(idx)
+    out = np.concatenate(parts)
+    rng.shuffle(out)
+    return out
+
+
+def class_weights(y: np.ndarray) -> np.ndarray:
+    """Per-class weights ``n / (k * count)`` (classes absent from ``y`` get weight 0)."""
+    counts = np.bincount(y, minlength=NUM_CLASSES).astype(np.float64)
+    present = counts > 0
+    w = np.zeros(NUM_CLASSES)
+    w[present] = counts.sum() / (present.sum() * counts[present])
+    return w.astype(np.float32)
+
+
+def make_augmenter(seed: int):
+    """Return a batch function: flip, small rotation/shift/zoom, brightness/contrast, random erasing."""
+    import keras
+    import tensorflow as tf
+
+    geometric = [
+        keras.layers.RandomRotation(0.04, fill_mode="reflect", seed=seed),
+        keras.layers.RandomTranslation(0.08, 0.08, fill_mode="reflect", seed=seed + 1),
+        keras.layers.RandomZoom((-0.1, 0.1), fill_mode="reflect", seed=seed + 2),
+    ]
+
+    def augment(x, y, w):
+        x = tf.cast(x, tf.float32)
+        x = tf.image.random_flip_left_right(x, seed=seed)
+        for layer in geometric:
+            x = layer(x, training=True)
+        b = tf.shape(x)[0]
+        height, width = tf.shape(x)[1], tf.shape(x)[2]
+        contrast = tf.random.uniform([b, 1, 1, 1], 0.7, 1.3)
+        brightness = tf.random.uniform([b, 1, 1, 1], -25.0, 25.0)
+        mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+        x = (x - mean) * contrast + mean + brightness
+        # random erasing: with probability 0.5 one rectangle of 2-20% of the area becomes noise
+        area = tf.random.uniform([b], 0.02, 0.2)
+        aspect = tf.exp(tf.random.uniform([b], np.log(0.3), np.log(3.3)))
+        eh = tf.clip_by_value(tf.sqrt(area * aspect) * tf.cast(height, tf.float32), 1.0, tf.cast(height, tf.float32))
+        ew = tf.clip_by_value(tf.sqrt(area / aspect) * tf.cast(width, tf.float32), 1.0, tf.cast(width, tf.float32))
+        top = tf.random.uniform([b]) * (tf.cast(height, tf.float32) - eh)
+        left = tf.random.uniform([b]) * (tf.cast(width, tf.float32) - ew)
+        rows = tf.cast(tf.range(height), tf.float32)[None, :, None]
+        cols = tf.cast(tf.range(width), tf.float32)[None, None, :]
+        inside = (
+            (rows >= top[:, None, None]) & (rows < (top + eh)[:, None, None])
+            & (cols >= left[:, None, None]) & (cols < (left + ew)[:, None, None])
+            & (tf.random.uniform([b, 1, 1]) < 0.5)
+        )
+        noise = tf.random.uniform(tf.shape(x), 0.0, 255.0)
+        x = tf.where(inside[..., None], noise, x)
+        return tf.clip_by_value(x, 0.0, 255.0), y, w
+
+    return augment
+
+
+def make_dataset(faces: FaceSet, *, batch_size: int, training: bool, augment: bool, weights: np.ndarray | None,
+                 index: np.ndarray | None = None, seed: int = 0):
+    """A ``tf.data`` pipeline of ``(pixels, soft labels, sample weights)`` batches."""
+    import tensorflow as tf
+
+    idx = np.arange(len(faces)) if index is None else index
+    w = np.ones(len(idx), dtype=np.float32) if weights is None else weights[faces.y[idx]]
+    ds = tf.data.Dataset.from_tensor_slices((faces.x[idx], faces.soft[idx], w))
+    if training:
+        ds = ds.shuffle(len(idx), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if training and augment:
+        ds = ds.map(make_augmenter(seed), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _atomic_json(path: Path, payload: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _make_optimizer(config: TrainConfig, steps_per_epoch: int):
+    import keras
+
+    lr: Any = config.learning_rate
+    if config.schedule == "cosine":
+        total = max(1, steps_per_epoch * config.epochs)
+        warmup = min(total // 10, steps_per_epoch * 2)
+        lr = keras.optimizers.schedules.CosineDecay(
+            config.learning_rate * 0.1, decay_steps=total - warmup, alpha=0.01,
+            warmup_target=config.learning_rate, warmup_steps=warmup,
+        )
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=lr)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=0.9, nesterov=True)
+    if config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=lr)
+    raise ConfigError(f"optimizer must be one of {list(OPTIMIZERS)}. Received: optimizer={config.optimizer!r}")
+
+
+def _recorder_class():
+    import keras
+
+    class RunRecorder(keras.callbacks.Callback):
+        """Appends history, saves last/best checkpoints and the run state, stops early on patience."""
+
+        def __init__(self, run_dir: Path, state: dict[str, Any], patience: int) -> None:
+            super().__init__()
+            self.run_dir = run_dir
+            self.state = state
+            self.patience = patience
+            self.history_path = run_dir / "history.json"
+            self.history = json.loads(self.history_path.read_text()) if self.history_path.is_file() else []
+            self._t0 = time.monotonic()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t0 = time.monotonic()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = dict(logs or {})
+            opt = self.model.optimizer
+            lr = opt.learning_rate
+            record = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
+                      "lr": float(np.asarray(lr)), "seconds": round(time.monotonic() - self._t0, 2)}
+            self.history = [h for h in self.history if h["epoch"] < epoch + 1] + [record]
+            _atomic_json(self.history_path, self.history)
+            val = logs.get("val_accuracy", float("nan"))
+            if val > self.state["best_val_accuracy"]:
+                self.state.update(best_val_accuracy=float(val), best_epoch=epoch + 1, wait=0)
+                self.model.save_weights(self.run_dir / "best.weights.h5")
+            else:
+                self.state["wait"] += 1
+            self.state["epoch"] = epoch + 1
+            tmp = self.run_dir / "last.tmp.keras"
+            self.model.save(tmp)
+            os.replace(tmp, self.run_dir / "last.keras")
+            _atomic_json(self.run_dir / "state.json", self.state)
+            log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in record.items() if isinstance(v, float)})
+            if self.state["wait"] >= self.patience:
+                log.info("early stop: no val_accuracy gain for %d epochs", self.patience)
+                self.model.stop_training = True
+
+    return RunRecorder
+
+
+def train(config: TrainConfig, *, runs_dir: str | Path, verbose: int = 2) -> dict[str, Any]:
+    """Train (or resume) one run; return its state (``best_val_accuracy``, ``best_epoch``, ``run_dir`` ...).
+
+    A run directory that already holds ``state.json`` is resumed from ``last.keras``; one marked done is
+    returned as it is.
+    """
+    import keras
+    import tensorflow as tf
+
+    config.validate()
+    spec = load_spec(config.model)
+    size, channels = spec["input"]["size"], spec["input"]["channels"]
+    run_dir = Path(runs_dir) / config.run_name(channels)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state_path = run_dir / "state.json"
+    state: dict[str, Any] = (
+        json.loads(state_path.read_text()) if state_path.is_file()
+        else {"epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "wait": 0, "done": False}
+    )
+    if state.get("done"):
+        log.info("run %s is already done", run_dir.name)
+        return {**state, "run_dir": str(run_dir)}
+    _atomic_json(run_dir / "config.json", asdict(config))
+    _atomic_json(run_dir / "spec.json", spec)
+
+    keras.utils.set_random_seed(config.seed)
+    train_set, valid_set = load_splits(config, size=size, channels=channels)
+    rng = np.random.default_rng(config.seed)
+    target = balance_target(config.balance)
+    index = balanced_index(train_set.y, target, rng) if target else None
+    weights = class_weights(train_set.y) if config.balance == "weights" else None
+    train_ds = make_dataset(train_set, batch_size=config.batch_size, training=True, augment=config.augment,
+                            weights=weights, index=index, seed=config.seed)
+    valid_ds = make_dataset(valid_set, batch_size=512, training=False, augment=False, weights=None)
+    n_train = len(index) if index is not None else len(train_set)
+    steps = int(np.ceil(n_train / config.batch_size))
+
+    last = run_dir / "last.keras"
+    if state["epoch"] > 0 and last.is_file():
+        log.info("resuming %s from epoch %d", run_dir.name, state["epoch"])
+        model = keras.models.load_model(last)
+    else:
+        model = build_from_spec(spec)
+        model.compile(
+            optimizer=_make_optimizer(config, steps),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        )
+    callbacks = [_recorder_class()(run_dir, state, config.patience)]
+    if config.schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", factor=0.5, patience=5, min_lr=1e-5))
+    if state["epoch"] < config.epochs and state["wait"] < config.patience:
+        model.fit(train_ds, validation_data=valid_ds, epochs=config.epochs, initial_epoch=state["epoch"],
+                  callbacks=callbacks, verbose=verbose)
+    state["done"] = True
+    state["train_size"] = n_train
+    state["train_classes"] = train_set.class_counts()
+    _atomic_json(state_path, state)
+    del tf
+    return {**state, "run_dir": str(run_dir)}
+
+
+def load_best(run_dir: str | Path):
+    """Rebuild a run's model from its spec and load its best weights."""
+    run = Path(run_dir)
+    spec = json.loads((run / "spec.json").read_text())
+    model = build_from_spec(spec)
+    model.load_weights(run / "best.weights.h5")
+    return model
