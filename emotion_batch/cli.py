@@ -1,0 +1,240 @@
+"""The ``emotion-batch`` command line: click code only; each command calls one library function.
+
+Nothing here imports TensorFlow at module level, so ``--help`` and ``--version`` stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+import click
+
+from . import __version__
+from .exceptions import EmotionBatchError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+DETECTOR_CHOICES = ("blazeface", "blazeface-short", "mtcnn", "haar", "none")
+
+
+def _quiet_tensorflow(verbose: int = 0) -> None:
+    """Start TensorFlow with its native start-up lines (oneDNN, CUDA probing) muted unless ``-v``.
+
+    TensorFlow 2.21 writes them from C++ through absl, which ignores ``TF_CPP_MIN_LOG_LEVEL``, so the
+    process's stderr file descriptor is pointed at /dev/null while TensorFlow initialises.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if verbose:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_logical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+
+
+def db_option(f):
+    return click.option("--db", "db", metavar="URL", envvar="EMOTION_BATCH_DB", show_envvar=True,
+                        help="SQLAlchemy database URL  [default: sqlite:///emotion_batch.sqlite]")(f)
+
+
+def reports_option(f):
+    f = click.option("--reports", "reports", metavar="DIR", envvar="EMOTION_BATCH_REPORTS", show_envvar=True,
+                     help="Folder for the HTML and PDF reports  [default: ./reports]")(f)
+    return click.option("--min-faces", type=click.IntRange(min=1), default=10, show_default=True,
+                        help="Hide emotion shares of groups with fewer faces than this.")(f)
+
+
+def model_options(f):
+    f = click.option("--model", metavar="NAME|PATH", help="Bundled model name or .keras file  [default: bundled default]")(f)
+    return click.option("--model-sha256", metavar="HEX", help="Expected sha256 of a --model file.")(f)
+
+
+def output_options(f):
+    f = click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line (for cron).")(f)
+    f = click.option("-v", "--verbose", count=True, help="More log lines (-vv for debug).")(f)
+    return click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")(f)
+
+
+def _fail(exc: EmotionBatchError) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "-V", "--version", prog_name="emotion-batch")
+def cli() -> None:
+    """Apparent facial expressions in ad-campaign photos, stored in SQL and reported per ad.
+
+    ROOT holds one folder per campaign, one folder per ad inside it, and images anywhere below:
+    ROOT/<campaign>/<ad>/**/<image>. The scores describe apparent expressions, not feelings.
+    """
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("root", type=click.Path(file_okay=False, path_type=str))
+@db_option
+@reports_option
+@model_options
+@click.option("--detector", type=click.Choice(DETECTOR_CHOICES), default="blazeface", show_default=True,
+              help="Face detector; 'none' treats every image as one face crop.")
+@click.option("--min-score", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Detection threshold  [default: the detector's own]")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True, help="Faces per model call.")
+@click.option("--workers", type=click.IntRange(min=0), help="Decode/detect processes  [default: one per core; 0: none]")
+@click.option("--reprocess", is_flag=True, help="Process every image again, changed or not.")
+@click.option("--no-reports", is_flag=True, help="Store results only; render no reports.")
+@output_options
+def run(root, db, reports, min_faces, model, model_sha256, detector, min_score, batch_size, workers, reprocess,
+        no_reports, quiet, verbose, as_json) -> None:
+    """Find faces in new images under ROOT, classify them, store the results and render reports."""
+    _setup_logging(verbose, quiet)
+    _quiet_tensorflow(verbose)
+    from .config import Settings
+    from .jobs import run_job
+    from .pipeline import RunOptions
+
+    settings = Settings.from_options(db=db, reports=reports, min_faces=min_faces, model=model, model_sha256=model_sha256)
+    options = RunOptions(root=root, detector=detector, batch_size=batch_size, workers=workers, reprocess=reprocess,
+                         min_score=min_score)
+    show_bar = not quiet and not as_json and sys.stderr.isatty()
+    bar = None
+
+    def on_total(total: int) -> None:
+        nonlocal bar
+        if show_bar:
+            bar = click.progressbar(length=total, label="images", file=sys.stderr, show_pos=True)
+            bar.__enter__()
+
+    def progress(n: int) -> None:
+        if bar is not None:
+            bar.update(n)
+
+    try:
+        summary, paths = run_job(settings, options, progress=progress, on_total=on_total, render=not no_reports)
+    except KeyboardInterrupt:
+        click.echo("\nemotion-batch: interrupted; committed results are kept, the next run resumes.", err=True)
+        sys.exit(130)
+    except EmotionBatchError as exc:
+        raise _fail(exc) from exc
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    if as_json:
+        click.echo(json.dumps({**summary.as_dict(), "reports": [str(p) for p in paths]}, indent=2, default=str))
+        return
+    if not quiet:
+        for folder, error in summary.unreadable_folders:
+            click.echo(f"warning: cannot read folder {folder}: {error}", err=True)
+        click.echo(
+            f"emotion-batch: {summary.images_found} images found, {summary.processed} processed "
+            f"({summary.ok} ok, {summary.no_face} no face, {summary.unreadable} unreadable, "
+            f"{summary.unsupported} unsupported), {summary.unchanged} unchanged, {summary.faces} faces "
+            f"in {summary.seconds:.1f} s ({summary.images_per_second:.1f} images/s); "
+            f"{len(paths)} report files in {settings.reports}"
+        )
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@db_option
+@reports_option
+@click.option("--campaign", help="Only this campaign.")
+@click.option("--ad", help="Only this ad.")
+@output_options
+def report(db, reports, min_faces, campaign, ad, quiet, verbose, as_json) -> None:
+    """Render the HTML and PDF reports from the database alone (no images needed)."""
+    _setup_logging(verbose, quiet)
+    from .config import Settings
+    from .jobs import report_job
+
+    settings = Settings.from_options(db=db, reports=reports, min_faces=min_faces)
+    try:
+        paths = report_job(settings, campaign=campaign, ad=ad)
+    except EmotionBatchError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        click.echo(json.dumps({"reports": [str(p) for p in paths]}, indent=2))
+    elif not quiet:
+        click.echo(f"emotion-batch: {len(paths)} report files in {settings.reports}")
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("dest", type=click.Path(file_okay=False, path_type=str))
+@click.option("--seed", type=int, default=7, show_default=True)
+def sample(dest, seed) -> None:
+    """Write the sample campaign tree (public-domain photos shipped with scikit-image) into DEST."""
+    from .sample import make_sample_campaigns
+
+    counts = make_sample_campaigns(dest, seed=seed)
+    click.echo(f"emotion-batch: sample campaigns in {dest}: " + ", ".join(f"{k} ({v} files)" for k, v in counts.items()))
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
+              help="FER2013 folder (fer2013.csv.gz) or a train|valid|test/<emotion>/ tree.")
+@click.option("--model", "arch", default="resx_small", show_default=True, help="Architecture spec name or JSON file.")
+@click.option("--labels", type=click.Choice(["original", "ferplus-majority", "ferplus-soft"]), default="original", show_default=True)
+@click.option("--optimizer", type=click.Choice(["adam", "sgd", "rmsprop"]), default="adam", show_default=True)
+@click.option("--lr", "learning_rate", type=float, default=2e-3, show_default=True)
+@click.option("--schedule", type=click.Choice(["cosine", "plateau", "constant"]), default="cosine", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=60, show_default=True)
+@click.option("--patience", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--balance", default="none", show_default=True, help="none, weights or augment-<N> (N faces per class).")
+@click.option("--no-augment", is_flag=True)
+@click.option("--label-smoothing", type=click.FloatRange(0, 0.5), default=0.0, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), help="Use only the first N rows of each split (smoke runs).")
+@click.option("--seed", type=int, default=1337, show_default=True)
+@click.option("--runs", "runs_dir", default="runs", show_default=True, type=click.Path(file_okay=False))
+@click.option("-v", "--verbose", count=True)
+def train(data, arch, labels, optimizer, learning_rate, schedule, batch_size, epochs, patience, balance, no_augment,
+          label_smoothing, limit, seed, runs_dir, verbose) -> None:
+    """Train (or resume) a run named <model>_<optimizer>_<colormode>_<batch>_<balance> under --runs."""
+    _setup_logging(max(verbose, 1), False)
+    _quiet_tensorflow(verbose)
+    from .training.fit import TrainConfig, train as train_run
+
+    config = TrainConfig(data=data, model=arch, labels=labels, optimizer=optimizer, learning_rate=learning_rate,
+                         schedule=schedule, batch_size=batch_size, epochs=epochs, patience=patience, balance=balance,
+                         augment=not no_augment, label_smoothing=label_smoothing, limit=limit, seed=seed)
+    try:
+        state = train_run(config, runs_dir=runs_dir, verbose=2 if verbose else 0)
+    except EmotionBatchError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"emotion-batch: run {state['run_dir']}: best validation accuracy {state['best_val_accuracy']:.4f} "
+               f"at epoch {state['best_epoch']} of {state['epoch']}")
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="FER2013 folder.")
+@click.option("--name", required=True, help="Model name in the manifest.")
+@click.option("--models-dir", default="models", show_default=True, type=click.Path(file_okay=False))
+@click.option("--command", "command", default="", help="The exact training command, for the model card.")
+@click.option("--default/--no-default", "make_default", default=True, show_default=True)
+def bundle(run_dir, data, name, models_dir, command, make_default) -> None:
+    """Evaluate a finished run and put its best model, card and hash into the models folder."""
+    _setup_logging(1, False)
+    _quiet_tensorflow()
+    from .training.evaluate import bundle_run
+
+    try:
+        metrics = bundle_run(run_dir, data=data, models_dir=models_dir, name=name, command=command,
+                             make_default=make_default)
+    except EmotionBatchError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"emotion-batch: bundled {name}: PrivateTest accuracy {metrics['accuracy']:.4f}, "
+               f"macro-F1 {metrics['macro_f1']:.4f}")

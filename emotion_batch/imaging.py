@@ -1,0 +1,134 @@
+"""Decode image bytes into an oriented RGB array: EXIF orientation, every Pillow mode, size limits.
+
+Failures raise ``ImageError`` whose ``status`` is what the image row records: ``unreadable`` (corrupt,
+truncated, empty, not an image) or ``unsupported`` (too many pixels, animation frames beyond the first
+are ignored, not refused).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .exceptions import ImageError
+
+#: Largest image accepted, in pixels (a 12,000 x 10,000 photo); larger ones are ``unsupported``.
+DEFAULT_MAX_PIXELS = 120_000_000
+#: Long side of the working copy faces are searched in; boxes are reported in original pixels.
+DEFAULT_WORK_SIDE = 1920
+
+_EXIF_IFD = 0x8769
+_DATETIME_ORIGINAL = 36867
+_DATETIME = 306
+
+
+@dataclass
+class Decoded:
+    """An oriented image ready for detection.
+
+    Attributes:
+        rgb: ``uint8`` array ``(h, w, 3)``, at most ``work_side`` on its long side.
+        width, height: size of the oriented original image in pixels.
+        scale: ``original pixels / working pixels`` (1.0 when not reduced).
+        captured_at: EXIF DateTimeOriginal (or DateTime) as naive-local time tagged UTC, when present.
+    """
+
+    rgb: np.ndarray
+    width: int
+    height: int
+    scale: float
+    captured_at: dt.datetime | None
+
+
+def _captured_at(image: Image.Image) -> dt.datetime | None:
+    try:
+        exif = image.getexif()
+        value = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
+        if not value:
+            return None
+        return dt.datetime.strptime(str(value).strip("\x00 "), "%Y:%m:%d %H:%M:%S").replace(tzinfo=dt.timezone.utc)
+    except (ValueError, TypeError, KeyError, OSError, SyntaxError):
+        return None
+
+
+def to_rgb(image: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> ``uint8`` RGB array. 16-bit and float images are scaled, not clipped;
+    transparent pixels are composited on white."""
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(image).astype(np.float64)
+        if mode.startswith("I;16"):
+            arr = arr / 257.0
+        else:
+            lo, hi = float(arr.min()), float(arr.max())
+            arr = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+        gray = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    if mode != "RGB":
+        image = image.convert("RGB")
+    return np.asarray(image)
+
+
+def decode_image(
+    data: bytes, *, name: str, max_pixels: int = DEFAULT_MAX_PIXELS, work_side: int = DEFAULT_WORK_SIDE
+) -> Decoded:
+    """Decode one image file's bytes.
+
+    Args:
+        data: the file's content.
+        name: the file's name, for messages.
+        max_pixels: images with more pixels are refused as ``unsupported`` before their pixels are decoded.
+        work_side: the working copy's long side; 0 keeps full resolution.
+
+    Raises:
+        ImageError: with ``status`` ``unreadable`` or ``unsupported``.
+    """
+    if not data:
+        raise ImageError(f"{name}: empty file (0 bytes)", status="unreadable")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageError(
+                    f"{name}: {width}x{height} = {width * height:,} pixels is above the limit of {max_pixels:,}",
+                    status="unsupported",
+                )
+            captured = _captured_at(image)
+            orientation = image.getexif().get(0x0112, 1)
+            if work_side and image.format == "JPEG" and max(width, height) > 2 * work_side:
+                image.draft("RGB", (work_side, work_side))  # DCT scaling: decode huge JPEGs at 1/2..1/8 size
+            image.load()
+            image = ImageOps.exif_transpose(image) if orientation != 1 else image
+            rgb_image = image
+            if orientation in (5, 6, 7, 8):
+                width, height = height, width
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{name}: {exc}", status="unsupported") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"{name}: not a readable image ({type(exc).__name__}: {exc})", status="unreadable") from exc
+    try:
+        rgb = to_rgb(rgb_image)
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"{name}: pixels could not be converted ({exc})", status="unsupported") from exc
+    scale = 1.0
+    h, w = rgb.shape[:2]
+    if work_side and max(h, w) > work_side:
+        factor = work_side / max(h, w)
+        small = Image.fromarray(rgb).resize((max(1, round(w * factor)), max(1, round(h * factor))),
+                                            Image.Resampling.BILINEAR, reducing_gap=2.0)
+        rgb = np.asarray(small)
+    scale = width / rgb.shape[1]
+    return Decoded(rgb=np.ascontiguousarray(rgb), width=width, height=height, scale=scale, captured_at=captured)

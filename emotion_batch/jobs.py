@@ -1,0 +1,76 @@
+"""The commands' library side: each function is what one CLI command does, testable without click."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy.orm import sessionmaker
+
+from .config import Settings
+from .exceptions import DatabaseError
+from .pipeline import RunOptions, RunSummary, count_candidates, run_batch
+from .store.session import has_schema, init_db, make_engine, safe_url
+
+log = logging.getLogger(__name__)
+
+
+def run_job(settings: Settings, options: RunOptions, *, progress: Callable[[int], None] | None = None,
+            on_total: Callable[[int], None] | None = None, classifier=None,
+            render: bool = True) -> tuple[RunSummary, list[Path]]:
+    """Process ROOT into the database, then render reports for every ad with new results.
+
+    Args:
+        settings: database, reports folder, model.
+        options: the batch options.
+        progress: called with the number of files handled since its last call.
+        on_total: called once with the number of candidate image files (for a progress bar).
+        classifier: a ready ``Classifier`` (tests pass a tiny one); loaded from ``settings`` when None.
+        render: render the reports of the ads with new results.
+    """
+    from .classifier import Classifier
+
+    options.validate()
+    if on_total is not None:
+        on_total(count_candidates(options.root))
+    if classifier is None:
+        classifier = Classifier.load(settings.model, sha256=settings.model_sha256, batch_size=options.batch_size)
+    engine = make_engine(settings.db)
+    try:
+        factory = sessionmaker(bind=engine, expire_on_commit=False)
+        summary = run_batch(factory, classifier, options, progress=progress)
+        paths: list[Path] = []
+        if render and summary.ads_with_new_results:
+            paths = render_reports(factory, settings, ads=summary.ads_with_new_results)
+        return summary, paths
+    finally:
+        engine.dispose()
+
+
+def render_reports(factory: sessionmaker, settings: Settings, *, ads: list[tuple[str, str]] | None) -> list[Path]:
+    from .reports import render_ad_reports
+
+    with factory() as session:
+        return render_ad_reports(session, Path(settings.reports), ads=ads, min_faces=settings.min_faces)
+
+
+def report_job(settings: Settings, *, campaign: str | None = None, ad: str | None = None) -> list[Path]:
+    """Render reports from the database alone (no images needed)."""
+    from sqlalchemy import text
+
+    engine = make_engine(settings.db)
+    try:
+        if not has_schema(engine):
+            raise DatabaseError(f"{safe_url(settings.db)} holds no emotion-batch results; run `emotion-batch run ROOT` first")
+        init_db(engine)
+        factory = sessionmaker(bind=engine, expire_on_commit=False)
+        with factory() as session:
+            pairs = [tuple(r) for r in session.execute(text(
+                "SELECT c.name, a.name FROM ads a JOIN campaigns c ON c.id = a.campaign_id ORDER BY c.name, a.name"))]
+        pairs = [(c, a) for c, a in pairs if (campaign is None or c == campaign) and (ad is None or a == ad)]
+        if not pairs:
+            return []
+        return render_reports(factory, settings, ads=pairs)
+    finally:
+        engine.dispose()

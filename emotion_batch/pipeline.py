@@ -1,0 +1,353 @@
+"""The batch job: folders -> images -> faces -> tensors -> probabilities -> rows.
+
+Worker processes read, hash, decode, detect and crop (each builds its detector once); the main
+process classifies faces in large batches and writes images with their faces in chunked transactions,
+while the workers go on decoding. Unchanged files (same size and mtime as stored) are never opened.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import multiprocessing as mp
+import os
+import signal
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.exc import SQLAlchemyError
+
+from .discover import Candidate, WalkStats, walk_ads
+from .exceptions import ConfigError, DatabaseError, ImageError
+from .faces import DETECTORS, build_detector
+from .imaging import DEFAULT_MAX_PIXELS, DEFAULT_WORK_SIDE, decode_image
+from .preprocess import DEFAULT_MARGIN, face_to_tensor
+from .store.models import Run, utcnow
+from .store.repository import ImageRecord, ad_id_for, known_images, touch_images, write_images
+from .store.session import init_db, run_lock, safe_url
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOptions:
+    """Options of one batch run (``emotion-batch run``)."""
+
+    root: str
+    detector: str = DETECTORS[0]
+    batch_size: int = 256
+    workers: int | None = None  # None: one per CPU core; 0: everything in this process
+    reprocess: bool = False
+    chunk_images: int = 256
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    work_side: int = DEFAULT_WORK_SIDE
+    margin: float = DEFAULT_MARGIN
+    min_score: float | None = None
+
+    def validate(self) -> None:
+        if self.detector not in DETECTORS:
+            raise ConfigError(f"detector must be one of {list(DETECTORS)}. Received: detector={self.detector!r}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be positive. Received: batch_size={self.batch_size!r}")
+        if self.workers is not None and self.workers < 0:
+            raise ConfigError(f"workers must be 0 or more. Received: workers={self.workers!r}")
+        if self.chunk_images < 1:
+            raise ConfigError(f"chunk_images must be positive. Received: chunk_images={self.chunk_images!r}")
+
+
+@dataclass
+class RunSummary:
+    run_id: int | None = None
+    status: str = "running"
+    images_found: int = 0
+    unchanged: int = 0
+    processed: int = 0
+    ok: int = 0
+    no_face: int = 0
+    unreadable: int = 0
+    unsupported: int = 0
+    faces: int = 0
+    hidden_skipped: int = 0
+    non_images_skipped: int = 0
+    unreadable_folders: list[tuple[str, str]] = field(default_factory=list)
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # (path, status, error), first 100
+    seconds: float = 0.0
+    ads_with_new_results: list[tuple[str, str]] = field(default_factory=list)
+    model_id: str = ""
+    detector: str = ""
+    device: str = ""
+
+    @property
+    def images_per_second(self) -> float:
+        return self.processed / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def faces_per_second(self) -> float:
+        return self.faces / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["images_per_second"] = round(self.images_per_second, 2)
+        out["faces_per_second"] = round(self.faces_per_second, 2)
+        out["seconds"] = round(self.seconds, 3)
+        return out
+
+
+@dataclass(frozen=True)
+class Task:
+    ad_id: int
+    root: str
+    candidate: Candidate
+    existing_id: int | None
+    known_sha256: str | None
+
+
+@dataclass
+class Outcome:
+    task: Task
+    sha256: str | None
+    status: str  # ok | no_face | unreadable | unsupported | same_content
+    error: str | None = None
+    width: int | None = None
+    height: int | None = None
+    captured_at: object = None
+    boxes: list[tuple[float, float, float, float, float]] = field(default_factory=list)
+    tensors: np.ndarray | None = None
+
+
+# ---- the worker side -------------------------------------------------------------------------------
+
+_WORKER: dict = {}
+
+
+def _init_worker(options: RunOptions, size: int, channels: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends the pool
+    _WORKER.update(options=options, size=size, channels=channels,
+                   detector=build_detector(options.detector, min_score=options.min_score))
+
+
+def analyse(task: Task) -> Outcome:
+    """Read, hash, decode, detect and crop one image (in a worker, or in-process with ``workers=0``)."""
+    options: RunOptions = _WORKER["options"]
+    cand = task.candidate
+    path = Path(task.root) / cand.path
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return Outcome(task, None, "unreadable", f"{cand.path}: cannot read file ({exc.strerror or exc})")
+    sha = hashlib.sha256(data).hexdigest()
+    if task.known_sha256 == sha and not options.reprocess:
+        return Outcome(task, sha, "same_content")
+    try:
+        decoded = decode_image(data, name=cand.path, max_pixels=options.max_pixels, work_side=options.work_side)
+        del data
+        faces = _WORKER["detector"].detect(decoded.rgb)
+        boxes = [(f.x * decoded.scale, f.y * decoded.scale, f.w * decoded.scale, f.h * decoded.scale, f.score) for f in faces]
+        tensors = np.empty((len(faces), _WORKER["size"], _WORKER["size"], _WORKER["channels"]), dtype=np.uint8)
+        for i, f in enumerate(faces):
+            tensors[i] = face_to_tensor(decoded.rgb, f.box, size=_WORKER["size"], channels=_WORKER["channels"],
+                                        margin=options.margin)
+    except ImageError as exc:
+        return Outcome(task, sha, exc.status, str(exc))
+    except Exception as exc:  # one bad image must never end the batch; the row records what happened
+        log.exception("unexpected error on %s", cand.path)
+        return Outcome(task, sha, "unreadable", f"{cand.path}: unexpected {type(exc).__name__}: {exc}")
+    status = "ok" if boxes else "no_face"
+    return Outcome(task, sha, status, None if boxes else f"{cand.path}: no face found",
+                   decoded.width, decoded.height, decoded.captured_at, boxes, tensors)
+
+
+class _Executor:
+    """Runs ``analyse`` over tasks with at most ``window`` in flight (back-pressure), in order."""
+
+    def __init__(self, options: RunOptions, size: int, channels: int) -> None:
+        workers = options.workers if options.workers is not None else (os.cpu_count() or 1)
+        self.workers = workers
+        self.pool = None
+        if workers == 0:
+            _init_worker(options, size, channels)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        else:
+            ctx = mp.get_context("spawn")  # never fork a process that may hold TensorFlow threads
+            self.pool = ctx.Pool(workers, initializer=_init_worker, initargs=(options, size, channels))
+        self.window = max(4, workers * 8)
+
+    def map(self, tasks: Iterator[Task]) -> Iterator[Outcome]:
+        if self.pool is None:
+            for task in tasks:
+                yield analyse(task)
+            return
+        pending: deque = deque()
+        for task in tasks:
+            pending.append(self.pool.apply_async(analyse, (task,)))
+            while len(pending) >= self.window:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+    def close(self, *, terminate: bool = False) -> None:
+        if self.pool is not None:
+            if terminate:
+                self.pool.terminate()
+            else:
+                self.pool.close()
+            self.pool.join()
+            self.pool = None
+
+
+# ---- the main side ---------------------------------------------------------------------------------
+
+
+def count_candidates(root: str) -> int:
+    return sum(len(c) for _, _, c in walk_ads(root, WalkStats()))
+
+
+def run_batch(
+    session_factory: sessionmaker[Session],
+    classifier,
+    options: RunOptions,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> RunSummary:
+    """Process every new or changed image under ``options.root`` and store the results.
+
+    Takes the database's run lock (``RunLockedError`` when another run holds it), records a ``runs`` row,
+    and commits every ``chunk_images`` images (each image with all its faces, atomically), so an
+    interrupted run loses at most one uncommitted chunk and the next run finishes the rest.
+    ``progress`` is called with the number of files handled since the last call.
+    """
+    options.validate()
+    engine = session_factory.kw["bind"]
+    init_db(engine)
+    summary = RunSummary(detector=options.detector, model_id=classifier.model_id,
+                         device=getattr(classifier, "device", "CPU"))
+    started = time.monotonic()
+    with run_lock(engine):
+        with session_factory.begin() as session:
+            run = Run(root=str(Path(options.root).resolve()), detector=options.detector, model_id=classifier.model_id,
+                      host=socket.gethostname(), pid=os.getpid(), status="running", started_at=utcnow())
+            session.add(run)
+            session.flush()
+            summary.run_id = run.id
+        executor = _Executor(options, classifier.size, classifier.channels)
+        try:
+            _process(session_factory, classifier, options, executor, summary, progress)
+        except KeyboardInterrupt:
+            executor.close(terminate=True)
+            _finish_run(session_factory, summary, "interrupted", "interrupted by the user", started)
+            raise
+        except BaseException as exc:
+            executor.close(terminate=True)
+            _finish_run(session_factory, summary, "failed", f"{type(exc).__name__}: {exc}", started)
+            raise
+        executor.close()
+        _finish_run(session_factory, summary, "ok", None, started)
+    return summary
+
+
+def _finish_run(session_factory, summary: RunSummary, status: str, error: str | None, started: float) -> None:
+    summary.status = status
+    summary.seconds = time.monotonic() - started
+    folder_errors = "; ".join(f"{p}: {e}" for p, e in summary.unreadable_folders)
+    text = "; ".join(t for t in (error, folder_errors and f"unreadable folders: {folder_errors}") if t) or None
+    try:
+        with session_factory.begin() as session:
+            session.execute(update(Run).where(Run.id == summary.run_id).values(
+                status=status, finished_at=utcnow(), images_seen=summary.images_found,
+                images_processed=summary.processed, faces=summary.faces, error=text))
+    except SQLAlchemyError as exc:  # the database went away: the run row stays 'running'
+        log.error("could not record the end of run %s: %s", summary.run_id, exc)
+
+
+def _tasks(session_factory, options: RunOptions, summary: RunSummary, stats: WalkStats,
+           touched: list, progress) -> Iterator[Task]:
+    root = str(Path(options.root).resolve())
+    for campaign, ad, candidates in walk_ads(options.root, stats):
+        summary.images_found += len(candidates)
+        if not candidates:
+            continue
+        with session_factory.begin() as session:
+            ad_id = ad_id_for(session, campaign, ad)
+            known = known_images(session, ad_id)
+        skipped = 0
+        for cand in candidates:
+            old = known.get(cand.path)
+            if old is not None and not options.reprocess and old.size_bytes == cand.size and old.mtime_ns == cand.mtime_ns:
+                summary.unchanged += 1
+                skipped += 1
+                continue
+            yield Task(ad_id, root, cand, old.id if old else None, old.sha256 if old else None)
+        if progress and skipped:
+            progress(skipped)
+
+
+def _process(session_factory, classifier, options, executor: _Executor, summary: RunSummary, progress) -> None:
+    stats = WalkStats()
+    touched: list[tuple[int, int, int]] = []
+    pending: list[Outcome] = []
+    pending_faces = 0
+    new_ads: dict[tuple[str, str], None] = {}
+
+    def flush() -> None:
+        nonlocal pending, pending_faces, touched
+        if not pending and not touched:
+            return
+        records = _classify(classifier, pending)
+        try:
+            with session_factory.begin() as session:
+                summary.faces += write_images(session, summary.run_id, records, model_id=classifier.model_id)
+                touch_images(session, touched)
+        except SQLAlchemyError as exc:
+            raise DatabaseError(f"Writing results to {safe_url(str(session_factory.kw['bind'].url))} failed: "
+                                f"{str(getattr(exc, 'orig', exc)).splitlines()[0]}") from exc
+        for o in pending:
+            new_ads[(o.task.candidate.campaign, o.task.candidate.ad)] = None
+            setattr(summary, o.status, getattr(summary, o.status) + 1)
+            if o.status != "ok" and len(summary.failures) < 100:
+                summary.failures.append((o.task.candidate.path, o.status, o.error or ""))
+        summary.processed += len(pending)
+        if progress:
+            progress(len(pending) + len(touched))
+        pending, pending_faces, touched = [], 0, []
+
+    for outcome in executor.map(_tasks(session_factory, options, summary, stats, touched, progress)):
+        if outcome.status == "same_content":
+            c = outcome.task.candidate
+            touched.append((outcome.task.existing_id, c.size, c.mtime_ns))
+            summary.unchanged += 1
+            continue
+        pending.append(outcome)
+        pending_faces += len(outcome.boxes)
+        if pending_faces >= options.batch_size or len(pending) >= options.chunk_images:
+            flush()
+    flush()
+    summary.hidden_skipped = stats.hidden
+    summary.non_images_skipped = stats.not_image
+    summary.unreadable_folders = list(stats.unreadable_dirs)
+    summary.ads_with_new_results = list(new_ads)
+
+
+def _classify(classifier, outcomes: list[Outcome]) -> list[ImageRecord]:
+    with_faces = [o for o in outcomes if o.tensors is not None and len(o.tensors)]
+    probs = classifier.predict(np.concatenate([o.tensors for o in with_faces])) if with_faces else None
+    records, offset = [], 0
+    for o in outcomes:
+        c = o.task.candidate
+        p = None
+        if o.tensors is not None and len(o.tensors):
+            p = probs[offset : offset + len(o.tensors)]
+            offset += len(o.tensors)
+        records.append(ImageRecord(
+            ad_id=o.task.ad_id, path=c.path, size_bytes=c.size, mtime_ns=c.mtime_ns, sha256=o.sha256,
+            status=o.status, error=o.error, width=o.width, height=o.height, captured_at=o.captured_at,
+            faces=o.boxes, probs=p, existing_id=o.task.existing_id,
+        ))
+    return records

@@ -1,0 +1,160 @@
+"""Engines, schema creation, and the one-run-at-a-time lock.
+
+The runner owns sessions and transactions; functions in ``repository.py`` take a session and never commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+from ..assets import asset_dir
+from ..exceptions import ConfigError, DatabaseError, RunLockedError
+from .models import Base
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DB = "sqlite:///emotion_batch.sqlite"
+#: PostgreSQL advisory lock key of emotion-batch runs ("emobatch" in ASCII, truncated to 63 bits).
+PG_LOCK_KEY = 0x656D6F6261746368 & 0x7FFFFFFFFFFFFFFF
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable URL>"
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine for any SQLAlchemy URL; SQLite files get WAL, foreign keys and a busy timeout.
+
+    Raises:
+        ConfigError: the URL cannot be parsed or its driver is not installed.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"--db must be an SQLAlchemy URL such as sqlite:///results.sqlite. Received: db={url!r}") from exc
+    kwargs = {}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    else:
+        kwargs["pool_pre_ping"] = True
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except (ImportError, ArgumentError) as exc:
+        raise ConfigError(f"No driver for this database ({exc}). Received: db={safe_url(url)!r}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def view_statements() -> list[str]:
+    """The ``CREATE VIEW`` statements of ``sql/views.sql``, comments stripped."""
+    sql = (asset_dir("sql") / "views.sql").read_text()
+    sql = re.sub(r"--[^\n]*", "", sql)
+    return [s.strip() for s in sql.split(";") if s.strip()]
+
+
+def init_db(engine: Engine) -> None:
+    """Create missing tables and (re)create the analyst views.
+
+    Raises:
+        DatabaseError: the database cannot be reached or written.
+    """
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            Base.metadata.create_all(conn)
+            for statement in view_statements():
+                conn.exec_driver_sql(statement)
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"Cannot prepare the database {safe_url(str(engine.url))}: {_reason(exc)}") from exc
+
+
+def has_schema(engine: Engine) -> bool:
+    try:
+        return inspect(engine).has_table("faces")
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"Cannot reach the database {safe_url(str(engine.url))}: {_reason(exc)}") from exc
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).strip().splitlines()[0]
+
+
+@contextlib.contextmanager
+def run_lock(engine: Engine) -> Iterator[None]:
+    """Hold the database's run lock for the block, or raise ``RunLockedError`` at once.
+
+    SQLite files: an exclusive ``flock`` on ``<file>.lock`` beside the database. PostgreSQL: a session
+    advisory lock on a dedicated connection. Both are released by the OS/server when the process dies,
+    so a killed run never leaves a stale lock.
+    """
+    name = engine.dialect.name
+    url = engine.url
+    if name == "sqlite" and url.database and url.database != ":memory:":
+        import fcntl
+
+        lock_path = Path(url.database).expanduser().resolve().with_name(Path(url.database).name + ".lock")
+        handle = open(lock_path, "a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            handle.close()
+            raise RunLockedError(
+                f"Another emotion-batch run is using {safe_url(str(url))} (lock file {lock_path}); "
+                "this run stops here. Try again when it has finished."
+            ) from exc
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
+    elif name == "postgresql":
+        try:
+            conn = engine.connect()
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": PG_LOCK_KEY}).scalar()
+            conn.commit()
+        except OperationalError as exc:
+            raise DatabaseError(f"Cannot reach the database {safe_url(str(url))}: {_reason(exc)}") from exc
+        if not got:
+            conn.close()
+            raise RunLockedError(
+                f"Another emotion-batch run holds the lock on {safe_url(str(url))}; this run stops here."
+            )
+        try:
+            yield
+        finally:
+            with contextlib.suppress(SQLAlchemyError):
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PG_LOCK_KEY})
+                conn.commit()
+            conn.close()
+    else:
+        log.warning("no run lock for the %s dialect: do not start overlapping runs", name)
+        yield

@@ -1,0 +1,105 @@
+"""Put a trained model into ``models/``: weights without optimizer state, sha256 in the manifest, a model card."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from ..classifier import MANIFEST, sha256_file
+from ..labels import EMOTIONS
+
+
+def save_for_inference(model, path: str | Path) -> str:
+    """Save a model without optimizer state (Keras 3 ``.keras``); return its sha256."""
+    import keras
+
+    clean = keras.models.clone_model(model)
+    clean.set_weights(model.get_weights())
+    clean.save(path)
+    return sha256_file(path)
+
+
+def write_card(path: Path, *, name: str, model, run_dir: Path, metrics: dict[str, Any], valid_metrics: dict[str, Any],
+               file_name: str, sha256: str, command: str, extra: dict[str, Any]) -> None:
+    """Write the model card (markdown) from a run's files and its evaluation."""
+    config = json.loads((run_dir / "config.json").read_text())
+    state = json.loads((run_dir / "state.json").read_text())
+    history = json.loads((run_dir / "history.json").read_text())
+    size_mb = Path(path.parent / file_name).stat().st_size / 1e6
+    rows = "\n".join(
+        f"| {c} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['auc']:.3f} | {m['support']} |"
+        for c, m in metrics["per_class"].items()
+    )
+    cm = metrics["confusion_matrix"]
+    cm_rows = "\n".join(f"| **{EMOTIONS[i]}** | " + " | ".join(str(v) for v in row) + " |" for i, row in enumerate(cm))
+    path.write_text(f"""# Model card: {name}
+
+| | |
+|---|---|
+| file | `{file_name}` ({size_mb:.2f} MB, no optimizer state) |
+| sha256 | `{sha256}` |
+| architecture | `{config['model']}` spec ({model.count_params():,} parameters), input {model.input_shape[1]}x{model.input_shape[2]}x{model.input_shape[3]} |
+| classes | {', '.join(EMOTIONS)} (apparent facial expressions, not inner feelings) |
+| trained | {dt.date.today().isoformat()}, {state['epoch']} epochs (best validation epoch {state['best_epoch']}) |
+| data | FER2013 (`../shared/datasets/fer2013/`), {config['labels']} labels |
+| split | train on `Training` ({state.get('train_size', '?')} faces after cleaning), select on `PublicTest`, report on `PrivateTest` (never used for a choice) |
+| options | optimizer {config['optimizer']}, lr {config['learning_rate']} ({config['schedule']}), batch {config['batch_size']}, balance {config['balance']}, label smoothing {config['label_smoothing']}, augmentation {config['augment']} |
+{''.join(f'| {k} | {v} |' + chr(10) for k, v in extra.items())}
+## Results on FER2013 PrivateTest ({metrics['n']} faces, original labels)
+
+| metric | value |
+|---|---|
+| accuracy | **{metrics['accuracy']:.4f}** |
+| macro-F1 | {metrics['macro_f1']:.4f} |
+| weighted-F1 | {metrics['weighted_f1']:.4f} |
+| macro AUC (one-vs-rest) | {metrics['macro_auc']:.4f} |
+| micro AUC | {metrics['micro_auc']:.4f} |
+| PublicTest (validation) accuracy | {valid_metrics['accuracy']:.4f} |
+
+Per-class reliability (PrivateTest):
+
+| class | precision | recall | F1 | AUC | support |
+|---|---|---|---|---|---|
+{rows}
+
+Confusion matrix (rows: true class, columns: predicted, in the order {', '.join(EMOTIONS)}):
+
+| | {' | '.join(EMOTIONS)} |
+|---|{'---|' * len(EMOTIONS)}
+{cm_rows}
+
+## Training history
+
+Validation accuracy by epoch: {', '.join(f"{h['val_accuracy']:.3f}" for h in history)}
+
+## How it was made
+
+```
+{command}
+```
+
+## Limits
+
+FER2013 faces are 48x48 grayscale web images, mostly frontal, of adults; the classes are posed or
+apparent expressions labelled by crowd workers. Expect lower reliability on profile faces, children,
+occlusions and on the weak classes above (compare their recall with happy's). The scores describe
+what a face looks like, not what the person feels.
+""")
+
+
+def update_manifest(models_dir: Path, *, name: str, file_name: str, sha256: str, size: int, channels: int,
+                    card: str, metrics: dict[str, Any], make_default: bool) -> None:
+    path = models_dir / MANIFEST
+    manifest = json.loads(path.read_text()) if path.is_file() else {"default": name, "models": {}}
+    manifest["models"][name] = {
+        "file": file_name, "sha256": sha256, "input": {"size": size, "channels": channels}, "card": card,
+        "classes": list(EMOTIONS),
+        "test_accuracy": round(metrics["accuracy"], 4), "test_macro_f1": round(metrics["macro_f1"], 4),
+        "per_class": {c: {k: round(v, 4) for k, v in m.items() if k in ("precision", "recall", "f1")}
+                      for c, m in metrics["per_class"].items()},
+    }
+    if make_default:
+        manifest["default"] = name
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
