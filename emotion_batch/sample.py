@@ -29,9 +29,13 @@ def head(name: str = "astronaut") -> Image.Image:
     return _source(name).crop(_HEADS[name])
 
 
-def synthetic_photo(rng: np.random.Generator, width: int, height: int, faces: int) -> Image.Image:
+def synthetic_photo(rng: np.random.Generator, width: int, height: int, faces: int, *, profile_share: float = 0.0) -> Image.Image:
     """A ``width x height`` RGB photo with ``faces`` real faces pasted, varied in size, mirror, light
-    and background, placed on a grid so they never overlap."""
+    and background, placed on a grid so they never overlap.
+
+    ``profile_share`` of the faces are the cameraman seen in profile (a hard case for detectors); the
+    rest are the frontal astronaut portrait.
+    """
     top_color = rng.integers(40, 220, 3)
     bottom_color = rng.integers(40, 220, 3)
     ramp = np.linspace(0, 1, height)[:, None, None]
@@ -43,7 +47,7 @@ def synthetic_photo(rng: np.random.Generator, width: int, height: int, faces: in
     cell_w, cell_h = width // cols, height // rows
     sources = [head("astronaut"), head("camera")]
     for i in range(faces):
-        src = sources[0] if rng.random() < 0.8 else sources[1]
+        src = sources[1] if rng.random() < profile_share else sources[0]
         side = int(min(cell_w, cell_h) * rng.uniform(0.55, 0.9))
         face = src.resize((side, int(side * src.height / src.width)), Image.Resampling.BILINEAR)
         if rng.random() < 0.5:
@@ -94,7 +98,7 @@ def make_sample_campaigns(dest: str | Path, *, seed: int = 7) -> dict[str, int]:
         folder = root / campaign / ad
         folder.mkdir(parents=True, exist_ok=True)
         for i, (w, h, n) in enumerate(shots):
-            photo = synthetic_photo(rng, w, h, n)
+            photo = synthetic_photo(rng, w, h, n, profile_share=0.2)
             if i == 1:
                 (folder / f"frame_{i:03d}_rotated.jpg").write_bytes(jpeg_bytes(photo, orientation=6))
             elif i == 2:

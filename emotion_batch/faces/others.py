@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..exceptions import DetectorError
-from .base import Face, clip_faces, sort_faces
+from .base import Face, clip_faces, non_max_suppression, sort_faces
 
 
 class WholeImageDetector:
@@ -35,8 +35,12 @@ class MTCNNDetector:
     def detect(self, rgb: np.ndarray) -> list[Face]:
         height, width = rgb.shape[:2]
         found = self._mtcnn.detect_faces(rgb, box_format="xywh", output_type="json")
-        faces = [Face(*(float(v) for v in f["box"]), score=float(f["confidence"]))
-                 for f in found if float(f["confidence"]) >= self.min_score]
+        kept = [f for f in found if float(f["confidence"]) >= self.min_score]
+        if not kept:
+            return []
+        boxes = np.array([[float(v) for v in f["box"]] for f in kept], dtype=np.float32)
+        scores = np.array([float(f["confidence"]) for f in kept], dtype=np.float32)
+        faces = non_max_suppression(boxes, scores, iou=0.4)  # MTCNN can return nested boxes of one face
         return sort_faces(clip_faces(faces, width, height, min_size=self.min_size))
 
 

@@ -56,7 +56,12 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseError(
+                    f"Cannot create the folder of the SQLite database ({exc.strerror or exc}). Received: db={url!r}"
+                ) from exc
     else:
         kwargs["pool_pre_ping"] = True
     try:

@@ -1,0 +1,104 @@
+"""Small real data built at test time: a campaign tree of real face photos and bad files, a tiny
+seeded Keras model, SQLite databases in tmp_path."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+FER_DIR = ROOT.parent / "shared" / "datasets" / "fer2013"
+
+
+def write_photo(path: Path, image: Image.Image, **save) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, **save)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory) -> Path:
+    """A tiny seeded model of the shipped ``tiny_test`` spec, saved as a .keras file."""
+    import keras
+
+    from emotion_batch.training.architectures import build_from_spec, load_spec
+
+    keras.utils.set_random_seed(0)
+    model = build_from_spec(load_spec("tiny_test"))
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tiny_model_file):
+    from emotion_batch.classifier import Classifier
+
+    return Classifier.load(str(tiny_model_file), batch_size=8)
+
+
+@pytest.fixture()
+def campaign_tree(tmp_path) -> dict:
+    """ROOT/<campaign>/<ad>/... with every kind of input the job meets, and what each should give."""
+    from emotion_batch.sample import jpeg_bytes, no_face_photo, synthetic_photo
+
+    rng = np.random.default_rng(3)
+    root = tmp_path / "campaigns"
+    ad1 = root / "summer" / "ad_one"
+    ad2 = root / "summer" / "ad two"
+    ad3 = root / "winter" / "teaser"
+    expected: dict[str, tuple[str, int]] = {}  # path -> (status, faces)
+
+    for i in range(3):
+        write_photo(ad1 / f"single_{i}.jpg", synthetic_photo(rng, 640, 480, 1), quality=90)
+        expected[f"summer/ad_one/single_{i}.jpg"] = ("ok", 1)
+    write_photo(ad1 / "nested" / "deeper" / "GROUP.JPG", synthetic_photo(rng, 1280, 720, 3), quality=90)
+    expected["summer/ad_one/nested/deeper/GROUP.JPG"] = ("ok", 3)
+    (ad1 / "rotated.jpg").write_bytes(jpeg_bytes(synthetic_photo(rng, 640, 480, 1), orientation=6))
+    expected["summer/ad_one/rotated.jpg"] = ("ok", 1)
+    write_photo(ad1 / "cmyk.jpg", synthetic_photo(rng, 640, 480, 1).convert("CMYK"), quality=90)
+    expected["summer/ad_one/cmyk.jpg"] = ("ok", 1)
+    gray16 = np.asarray(synthetic_photo(rng, 640, 480, 1).convert("L"), dtype=np.uint16) * 257
+    write_photo(ad1 / "sixteen_bit.png", Image.fromarray(gray16))
+    expected["summer/ad_one/sixteen_bit.png"] = ("ok", 1)
+    write_photo(ad1 / "palette.png", synthetic_photo(rng, 640, 480, 1).convert("P"))
+    expected["summer/ad_one/palette.png"] = ("ok", 1)
+    write_photo(ad1 / "transparent.webp", synthetic_photo(rng, 640, 480, 1).convert("RGBA"))
+    expected["summer/ad_one/transparent.webp"] = ("ok", 1)
+
+    write_photo(ad2 / "no_face.jpg", no_face_photo(rng, 640, 480), quality=90)
+    expected["summer/ad two/no_face.jpg"] = ("no_face", 0)
+    good = jpeg_bytes(synthetic_photo(rng, 640, 480, 1))
+    (ad2 / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    expected["summer/ad two/truncated.jpg"] = ("unreadable", 0)
+    (ad2 / "empty.png").write_bytes(b"")
+    expected["summer/ad two/empty.png"] = ("unreadable", 0)
+    (ad2 / "not_really.jpg").write_text("this is text with an image extension\n")
+    expected["summer/ad two/not_really.jpg"] = ("unreadable", 0)
+    (ad2 / "garbage.bmp").write_bytes(os.urandom(3000))
+    expected["summer/ad two/garbage.bmp"] = ("unreadable", 0)
+    write_photo(ad2 / "bmp_face.bmp", synthetic_photo(rng, 640, 480, 1))
+    expected["summer/ad two/bmp_face.bmp"] = ("ok", 1)
+
+    write_photo(ad3 / "tiff_face.TIFF", synthetic_photo(rng, 480, 640, 2))
+    expected["winter/teaser/tiff_face.TIFF"] = ("ok", 2)
+    # skipped, never rows: hidden files and folders, non-image extensions, files outside an ad folder
+    write_photo(ad3 / ".hidden.jpg", synthetic_photo(rng, 320, 240, 1))
+    write_photo(ad3 / ".cache" / "thumb.jpg", synthetic_photo(rng, 320, 240, 1))
+    (ad3 / "notes.txt").write_text("brief\n")
+    (ad3 / "clip.mp4").write_bytes(b"\x00" * 64)
+    write_photo(root / "summer" / "stray.jpg", synthetic_photo(rng, 320, 240, 1))
+    return {"root": root, "expected": expected, "hidden": 2, "not_image": 2}
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()

@@ -1,0 +1,144 @@
+"""The command line as a user meets it: exit codes, messages, --json, and real processes killed mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from emotion_batch import __version__
+from emotion_batch.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def test_help_is_fast_and_imports_no_tensorflow():
+    code = "import sys; from emotion_batch.cli import cli; sys.argv=['emotion-batch','--help']\n" \
+           "try: cli()\nexcept SystemExit: pass\nassert 'tensorflow' not in sys.modules, 'tensorflow imported'"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "ROOT/<campaign>/<ad>" in result.stdout
+
+
+def test_version_and_usage_errors():
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--version"]).output.strip().endswith(__version__)
+    bad = runner.invoke(cli, ["run", "x", "--detector", "dlib"])
+    assert bad.exit_code == 2 and "blazeface" in bad.output
+    assert runner.invoke(cli, ["run"]).exit_code == 2
+
+
+def test_run_json_summary_and_rerun(tmp_path, campaign_tree, tiny_model_file):
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    args = ["run", str(campaign_tree["root"]), "--db", db, "--model", str(tiny_model_file), "--workers", "0",
+            "--no-reports", "--json"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.output)
+    expected = campaign_tree["expected"]
+    assert summary["processed"] == len(expected)
+    assert summary["faces"] == sum(n for _, n in expected.values())
+    assert summary["unreadable"] == sum(1 for s, _ in expected.values() if s == "unreadable")
+    assert summary["non_images_skipped"] == campaign_tree["not_image"]
+    assert {tuple(f[:2]) for f in summary["failures"]} >= {("summer/ad two/truncated.jpg", "unreadable")}
+    second = json.loads(CliRunner().invoke(cli, args).output)
+    assert second["processed"] == 0 and second["unchanged"] == len(expected)
+
+
+def test_missing_root_and_dead_database_exit_1_with_a_message(tmp_path, campaign_tree, tiny_model_file):
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["run", str(tmp_path / "nowhere"), "--db", f"sqlite:///{tmp_path}/a.sqlite",
+                                  "--model", str(tiny_model_file), "--workers", "0"])
+    assert missing.exit_code == 1 and "nowhere" in missing.output
+    dead = runner.invoke(cli, ["run", str(campaign_tree["root"]), "--db", "sqlite:////dev/null/sub/x.sqlite",
+                               "--model", str(tiny_model_file), "--workers", "0"])
+    assert dead.exit_code == 1 and "/dev/null/sub/x.sqlite" in dead.output
+    unparsable = runner.invoke(cli, ["run", str(campaign_tree["root"]), "--db", "not a url",
+                                     "--model", str(tiny_model_file), "--workers", "0"])
+    assert unparsable.exit_code == 1 and "SQLAlchemy URL" in unparsable.output
+
+
+def test_tampered_model_is_refused(tmp_path, campaign_tree, tiny_model_file):
+    result = CliRunner().invoke(cli, ["run", str(campaign_tree["root"]), "--db", f"sqlite:///{tmp_path}/a.sqlite",
+                                      "--model", str(tiny_model_file), "--model-sha256", "0" * 64])
+    assert result.exit_code == 1 and "does not match its recorded sha256" in result.output
+
+
+def _big_tree(root: Path, n: int) -> int:
+    from emotion_batch.sample import synthetic_photo
+
+    rng = np.random.default_rng(11)
+    photo = synthetic_photo(rng, 320, 240, 1)
+    for i in range(n):
+        folder = root / "camp" / f"ad{i % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        photo.rotate(i % 7 - 3).save(folder / f"img_{i:04d}.jpg", quality=85)
+    return n
+
+
+def _count(db: Path, sql: str) -> int:
+    if not db.exists():
+        return 0
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        return con.execute(sql).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        con.close()
+
+
+def _start(root, db, model):
+    cmd = [sys.executable, "-m", "emotion_batch", "run", str(root), "--db", f"sqlite:///{db}", "--model", str(model),
+           "--workers", "0", "--batch-size", "8", "--no-reports", "-q"]
+    return subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _wait_for_rows(proc, db, minimum, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _count(db, "SELECT count(*) FROM images") >= minimum:
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"run ended before it could be interrupted: {proc.stderr.read()}")
+        time.sleep(0.05)
+    pytest.fail("no rows appeared")
+
+
+@pytest.mark.parametrize("how", ["kill", "ctrl-c"])
+def test_run_killed_midway_resumes_without_duplicates(tmp_path, tiny_model_file, how):
+    root, db = tmp_path / "campaigns", tmp_path / "r.sqlite"
+    total = _big_tree(root, 240)
+    proc = _start(root, db, tiny_model_file)
+    _wait_for_rows(proc, db, 8)
+    os.killpg(proc.pid, signal.SIGKILL if how == "kill" else signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    done = _count(db, "SELECT count(*) FROM images")
+    assert 0 < done < total, "the run should have been stopped part-way"
+    if how == "ctrl-c":
+        assert proc.returncode == 130 and "interrupted" in err
+        assert _count(db, "SELECT count(*) FROM runs WHERE status = 'interrupted'") == 1
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    # every stored image has all its faces: images and faces are committed together
+    assert _count(db, "SELECT count(*) FROM images WHERE faces_count <> (SELECT count(*) FROM faces f WHERE f.image_id = images.id)") == 0
+    resumed = _start(root, db, tiny_model_file)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert _count(db, "SELECT count(*) FROM images") == total
+    assert _count(db, "SELECT count(*) FROM (SELECT ad_id, path FROM images GROUP BY ad_id, path HAVING count(*) > 1)") == 0
+    assert _count(db, "SELECT count(*) FROM faces") == _count(db, "SELECT sum(faces_count) FROM images")

@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+import skimage.data
+
+from emotion_batch.exceptions import ConfigError
+from emotion_batch.faces import build_detector
+from emotion_batch.faces.base import iou_matrix
+from emotion_batch.sample import no_face_photo, synthetic_photo
+
+
+@pytest.fixture(scope="module")
+def blazeface():
+    return build_detector("blazeface")
+
+
+def test_blazeface_finds_the_astronaut_face(blazeface):
+    faces = blazeface.detect(skimage.data.astronaut())
+    assert len(faces) == 1
+    f = faces[0]
+    # her face lies around x 170-280, y 60-180 in the 512x512 photo
+    assert iou_matrix(np.array([f.box]), np.array([[175, 70, 100, 105]]))[0, 0] > 0.5
+    assert 0.5 < f.score <= 1.0
+
+
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_blazeface_finds_every_face_of_group_photos(blazeface, n):
+    photo = np.asarray(synthetic_photo(np.random.default_rng(n), 1280, 720, n))
+    faces = blazeface.detect(photo)
+    assert len(faces) == n
+    assert [f.x for f in faces] == sorted(f.x for f in faces) or len({round(f.y) for f in faces}) > 1
+
+
+def test_blazeface_finds_no_face_in_a_packshot(blazeface):
+    assert blazeface.detect(np.asarray(no_face_photo(np.random.default_rng(0), 640, 480))) == []
+
+
+def test_haar_and_none_detectors():
+    photo = skimage.data.astronaut()
+    haar = build_detector("haar").detect(photo)
+    assert len(haar) >= 1
+    whole = build_detector("none").detect(photo)
+    assert [(f.x, f.y, f.w, f.h) for f in whole] == [(0, 0, 512, 512)]
+
+
+def test_unknown_detector_lists_choices():
+    with pytest.raises(ConfigError, match="blazeface"):
+        build_detector("dlib")

@@ -1,0 +1,85 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from emotion_batch.exceptions import ImageError
+from emotion_batch.imaging import decode_image
+from emotion_batch.sample import jpeg_bytes, synthetic_photo
+
+from .conftest import png_bytes
+
+
+def _gradient(mode: str) -> Image.Image:
+    base = np.tile(np.arange(0, 256, 2, dtype=np.uint8), (64, 1))
+    rgb = Image.fromarray(np.stack([base, base[:, ::-1], np.full_like(base, 90)], axis=-1))
+    return rgb.convert(mode)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA", "P", "CMYK", "1"])
+def test_every_pillow_mode_becomes_rgb(mode):
+    image = _gradient(mode)
+    out = io.BytesIO()
+    image.save(out, "TIFF" if mode == "CMYK" else "PNG")
+    decoded = decode_image(out.getvalue(), name=f"x.{mode}")
+    assert decoded.rgb.dtype == np.uint8
+    assert decoded.rgb.shape == (64, 128, 3)
+    assert (decoded.width, decoded.height) == (128, 64)
+    if mode in ("RGB", "RGBA", "CMYK"):
+        # colours survive: red rises left to right, green falls
+        assert decoded.rgb[10, 120, 0] > decoded.rgb[10, 5, 0] + 100
+        assert decoded.rgb[10, 5, 1] > decoded.rgb[10, 120, 1] + 100
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped():
+    values = np.linspace(0, 65535, 200, dtype=np.uint16).reshape(10, 20)
+    decoded = decode_image(png_bytes(Image.fromarray(values)), name="deep.png")
+    gray = decoded.rgb[:, :, 0].astype(int)
+    assert gray.min() == 0 and gray.max() == 255
+    assert len(np.unique(gray)) > 150  # a clip at 255 would leave almost every pixel white
+
+
+def test_exif_orientation_is_honoured():
+    rng = np.random.default_rng(0)
+    photo = synthetic_photo(rng, 320, 200, 1)
+    decoded = decode_image(jpeg_bytes(photo, orientation=6), name="rot.jpg")
+    assert (decoded.width, decoded.height) == (320, 200)
+    assert decoded.rgb.shape == (200, 320, 3)
+    diff = np.abs(decoded.rgb.astype(int) - np.asarray(photo).astype(int)).mean()
+    assert diff < 8  # same picture, only JPEG noise
+
+
+@pytest.mark.parametrize("payload, status", [
+    (b"", "unreadable"),
+    (b"plain text pretending to be a picture", "unreadable"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "unreadable"),
+])
+def test_bad_bytes_are_recorded_outcomes(payload, status):
+    with pytest.raises(ImageError) as info:
+        decode_image(payload, name="bad.jpg")
+    assert info.value.status == status
+    assert "bad.jpg" in str(info.value)
+
+
+def test_truncated_jpeg_is_unreadable():
+    data = jpeg_bytes(synthetic_photo(np.random.default_rng(1), 320, 240, 1))
+    with pytest.raises(ImageError) as info:
+        decode_image(data[: len(data) // 2], name="cut.jpg")
+    assert info.value.status == "unreadable"
+
+
+def test_too_many_pixels_is_unsupported_before_decoding():
+    data = png_bytes(Image.new("RGB", (400, 300)))
+    with pytest.raises(ImageError) as info:
+        decode_image(data, name="huge.png", max_pixels=100_000)
+    assert info.value.status == "unsupported"
+    assert "120,000" in str(info.value)
+
+
+def test_large_image_is_reduced_for_work_and_scale_recorded():
+    data = jpeg_bytes(Image.new("RGB", (4000, 3000), (120, 80, 40)))
+    decoded = decode_image(data, name="big.jpg", work_side=1000)
+    assert max(decoded.rgb.shape[:2]) == 1000
+    assert (decoded.width, decoded.height) == (4000, 3000)
+    assert decoded.scale == pytest.approx(4.0)

@@ -1,0 +1,128 @@
+"""The batch job end to end on a real campaign tree, with a tiny real model."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import sessionmaker
+
+from emotion_batch.exceptions import RunLockedError
+from emotion_batch.labels import EMOTIONS
+from emotion_batch.pipeline import RunOptions, run_batch
+from emotion_batch.store.models import Ad, Campaign, FaceRow, ImageRow, Run
+from emotion_batch.store.session import make_engine, run_lock
+
+
+@pytest.fixture()
+def factory(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'results.sqlite'}")
+    yield sessionmaker(bind=engine, expire_on_commit=False)
+    engine.dispose()
+
+
+def _run(factory, classifier, root, **kw):
+    kw.setdefault("workers", 0)
+    return run_batch(factory, classifier, RunOptions(root=str(root), **kw))
+
+
+def _counts(factory):
+    with factory() as s:
+        return {m.__tablename__: s.scalar(select(func.count()).select_from(m)) for m in (Run, Campaign, Ad, ImageRow, FaceRow)}
+
+
+def test_first_run_records_every_image_and_face(factory, tiny_classifier, campaign_tree):
+    summary = _run(factory, tiny_classifier, campaign_tree["root"])
+    expected = campaign_tree["expected"]
+    assert summary.status == "ok"
+    assert summary.images_found == len(expected) == summary.processed
+    with factory() as s:
+        rows = {r.image_path: (r.status, r.faces, r.error) for r in s.execute(text("SELECT * FROM image_results"))}
+        assert {p: (st, n) for p, (st, n, _) in rows.items()} == expected
+        for path, (status, _, error) in rows.items():
+            assert (error is None) == (status == "ok"), path
+            if status != "ok":
+                assert path in error  # the message names the file
+        faces = s.execute(text("SELECT * FROM face_results ORDER BY image_path, face_index")).mappings().all()
+        assert len(faces) == sum(n for _, n in expected.values()) == summary.faces
+        for f in faces:
+            probs = [f[f"p_{e}"] for e in EMOTIONS]
+            assert sum(probs) == pytest.approx(1.0, abs=1e-4)
+            assert f["top_emotion"] == EMOTIONS[probs.index(max(probs))]
+            assert f["model_id"] == tiny_classifier.model_id
+            assert f["w"] > 20 and f["h"] > 20 and 0 < f["detection_score"] <= 1
+        group = [f for f in faces if f["image_path"].endswith("GROUP.JPG")]
+        assert [f["face_index"] for f in group] == [0, 1, 2]
+        rotated = s.execute(select(ImageRow.width, ImageRow.height).where(ImageRow.path.like("%rotated.jpg"))).one()
+        assert tuple(rotated) == (640, 480)  # EXIF-oriented size, not the stored 480x640
+        assert {c for (c,) in s.execute(select(Campaign.name))} == {"summer", "winter"}
+        run = s.scalars(select(Run)).one()
+        assert (run.status, run.images_processed, run.faces) == ("ok", len(expected), summary.faces)
+    assert set(summary.ads_with_new_results) == {("summer", "ad_one"), ("summer", "ad two"), ("winter", "teaser")}
+
+
+def test_rerun_adds_nothing_and_decodes_nothing(factory, tiny_classifier, campaign_tree, monkeypatch):
+    _run(factory, tiny_classifier, campaign_tree["root"])
+    before = _counts(factory)
+
+    def no_decoding(*a, **k):
+        raise AssertionError("an unchanged image was decoded")
+
+    monkeypatch.setattr("emotion_batch.pipeline.decode_image", no_decoding)
+    monkeypatch.setattr("emotion_batch.pipeline.hashlib.sha256", no_decoding)
+    summary = _run(factory, tiny_classifier, campaign_tree["root"])
+    assert summary.processed == 0 and summary.unchanged == len(campaign_tree["expected"])
+    assert summary.ads_with_new_results == []
+    after = _counts(factory)
+    assert after == {**before, "runs": before["runs"] + 1}
+
+
+def test_changed_file_is_replaced_touched_file_only_rehashed(factory, tiny_classifier, campaign_tree):
+    root = campaign_tree["root"]
+    _run(factory, tiny_classifier, root)
+    before = _counts(factory)
+    # same bytes, new mtime: hashed, found identical, not reprocessed
+    touched = root / "summer" / "ad_one" / "single_0.jpg"
+    os.utime(touched, ns=(time.time_ns(), time.time_ns() + 10**9))
+    # a different picture at a known path: processed again, old faces replaced
+    (root / "summer" / "ad_one" / "single_1.jpg").write_bytes((root / "summer" / "ad_one" / "nested" / "deeper" / "GROUP.JPG").read_bytes())
+    summary = _run(factory, tiny_classifier, root)
+    assert summary.processed == 1 and summary.unchanged == len(campaign_tree["expected"]) - 1
+    after = _counts(factory)
+    assert after["images"] == before["images"]
+    assert after["faces"] == before["faces"] + 2  # one face became three
+    with factory() as s:
+        row = s.execute(select(ImageRow.mtime_ns).where(ImageRow.path == "summer/ad_one/single_0.jpg")).scalar_one()
+        assert row == touched.stat().st_mtime_ns
+
+
+def test_reprocess_redoes_everything_without_duplicates(factory, tiny_classifier, campaign_tree):
+    _run(factory, tiny_classifier, campaign_tree["root"])
+    before = _counts(factory)
+    summary = _run(factory, tiny_classifier, campaign_tree["root"], reprocess=True)
+    assert summary.processed == len(campaign_tree["expected"])
+    after = _counts(factory)
+    assert {k: v for k, v in after.items() if k != "runs"} == {k: v for k, v in before.items() if k != "runs"}
+
+
+def test_worker_processes_give_the_same_rows(factory, tiny_classifier, campaign_tree, tmp_path):
+    _run(factory, tiny_classifier, campaign_tree["root"], workers=2, chunk_images=3)
+    other = make_engine(f"sqlite:///{tmp_path / 'serial.sqlite'}")
+    serial = sessionmaker(bind=other)
+    _run(serial, tiny_classifier, campaign_tree["root"], workers=0)
+    query = text("SELECT image_path, face_index, round(x, 3), round(p_happy, 5), top_emotion FROM face_results ORDER BY 1, 2")
+    with factory() as a, serial() as b:
+        assert a.execute(query).all() == b.execute(query).all()
+    other.dispose()
+
+
+def test_overlapping_run_stops_at_once(factory, tiny_classifier, campaign_tree):
+    engine = factory.kw["bind"]
+    with run_lock(engine):
+        started = time.monotonic()
+        with pytest.raises(RunLockedError, match="Another emotion-batch run"):
+            _run(factory, tiny_classifier, campaign_tree["root"])
+        assert time.monotonic() - started < 5
+    assert _run(factory, tiny_classifier, campaign_tree["root"]).processed == len(campaign_tree["expected"])
