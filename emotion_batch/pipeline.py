@@ -152,9 +152,10 @@ def analyse(task: Task) -> Outcome:
         faces = _WORKER["detector"].detect(decoded.rgb)
         boxes = [(f.x * decoded.scale, f.y * decoded.scale, f.w * decoded.scale, f.h * decoded.scale, f.score) for f in faces]
         tensors = np.empty((len(faces), _WORKER["size"], _WORKER["size"], _WORKER["channels"]), dtype=np.uint8)
+        whole = options.detector == "none"  # pre-cropped faces: no margin, exactly what training saw
         for i, f in enumerate(faces):
-            tensors[i] = face_to_tensor(decoded.rgb, f.box, size=_WORKER["size"], channels=_WORKER["channels"],
-                                        margin=options.margin)
+            tensors[i] = face_to_tensor(decoded.rgb, None if whole else f.box, size=_WORKER["size"],
+                                        channels=_WORKER["channels"], margin=options.margin)
     except ImageError as exc:
         return Outcome(task, sha, exc.status, str(exc))
     except Exception as exc:  # one bad image must never end the batch; the row records what happened

@@ -1,0 +1,39 @@
+"""Templates, models and SQL must work from a non-editable install, not only from the source tree."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_non_editable_install_carries_templates_models_and_sql(tmp_path):
+    target = tmp_path / "site"
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-compile",
+         "--target", str(target), str(ROOT)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert build.returncode == 0, build.stderr
+    probe = (
+        "import json, emotion_batch\n"
+        "from emotion_batch.assets import asset_dir\n"
+        "from emotion_batch.classifier import resolve_model, sha256_file\n"
+        "from emotion_batch.store.session import view_statements\n"
+        "info = resolve_model(None)\n"
+        "print(json.dumps({'pkg': emotion_batch.__file__, 'templates': sorted(p.name for p in asset_dir('templates').iterdir()),"
+        " 'model': str(info.path), 'hash_ok': sha256_file(info.path) == info.sha256, 'views': len(view_statements())}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["pkg"].startswith(str(target))
+    assert found["model"].startswith(str(target / "emotion_batch" / "_assets" / "models"))
+    assert found["hash_ok"] is True
+    assert "ad_report.html" in found["templates"]
+    assert found["views"] == 4  # DROP + CREATE for face_results and image_results

@@ -1,0 +1,98 @@
+"""Training writes its history and checkpoints and resumes; metrics are right where the answer is known."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from emotion_batch.exceptions import ConfigError
+from emotion_batch.labels import EMOTIONS
+from emotion_batch.training.architectures import build_from_spec, load_spec, spec_names
+from emotion_batch.training.fit import TrainConfig, balanced_index, class_weights, train
+from emotion_batch.training.metrics import classification_report
+
+
+def _fake_fer(folder, n_per_split=60, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = ["emotion,pixels,Usage"]
+    for usage in ("Training", "PublicTest", "PrivateTest"):
+        for i in range(n_per_split):
+            label = i % 7
+            face = np.clip(rng.normal(30 + label * 30, 20, (48, 48)), 0, 255).astype(np.uint8)  # label-dependent brightness
+            rows.append(f"{label},{' '.join(str(v) for v in face.ravel())},{usage}")
+    (folder / "fer2013.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def test_original_architectures_build_from_their_specs():
+    assert {"model_1_concept", "model_2_best", "model_3_best_nodropout", "model_4_best_nodropout_nobatchn", "resx_small"} <= set(spec_names())
+    best = build_from_spec(load_spec("model_2_best"))
+    assert 19_000_000 < best.count_params() < 21_000_000  # the original's ~20M parameters
+    names = [layer.name for layer in best.layers]
+    assert "block1_conv1" in names and "block3_bn2" in names and "head_dense1" in names
+    nodrop = build_from_spec(load_spec("model_3_best_nodropout"))
+    assert not any("drop" in layer.name for layer in nodrop.layers)
+    assert build_from_spec(load_spec("resx_small")).count_params() < 300_000
+
+
+def test_bad_spec_is_refused_with_the_reason():
+    spec = load_spec("tiny_test")
+    spec["blocks"][0]["layers"].append({"type": "lstm"})
+    with pytest.raises(ConfigError, match="layer type must be one of"):
+        build_from_spec(spec)
+
+
+def test_train_writes_history_checkpoints_and_resumes(tmp_path):
+    data = _fake_fer(tmp_path)
+    config = TrainConfig(data=str(data), model="tiny_test", epochs=1, batch_size=32, augment=True)
+    state = train(config, runs_dir=tmp_path / "runs", verbose=0)
+    run = tmp_path / "runs" / "tiny_test_adam_gray_32_none"
+    assert state["run_dir"] == str(run)
+    history = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"} <= set(history[0])
+    assert (run / "last.keras").is_file() and (run / "best.weights.h5").is_file()
+    assert state["best_epoch"] == 1 and state["epoch"] == 1
+    # an interrupted 2-epoch run: not done, one epoch finished; the next call resumes at epoch 2
+    saved = json.loads((run / "state.json").read_text())
+    (run / "state.json").write_text(json.dumps({**saved, "done": False}))
+    resumed = train(TrainConfig(**{**config.__dict__, "epochs": 2}), runs_dir=tmp_path / "runs", verbose=0)
+    history2 = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history2] == [1, 2]
+    assert history2[0] == history[0]  # the first epoch was not redone
+    assert resumed["epoch"] == 2 and resumed["done"] is True
+    # a finished run is not trained again
+    assert train(TrainConfig(**{**config.__dict__, "epochs": 2}), runs_dir=tmp_path / "runs", verbose=0)["epoch"] == 2
+
+
+def test_balancing_helpers():
+    y = np.array([0] * 10 + [1] * 2 + [3] * 5)
+    idx = balanced_index(y, 8, np.random.default_rng(0))
+    counts = np.bincount(y[idx], minlength=7)
+    assert counts[0] == 10 and counts[1] == 8 and counts[3] == 8 and counts[2] == 0
+    w = class_weights(y)
+    assert w[1] > w[3] > w[0] and w[2] == 0
+    assert (w[y] * 1).sum() == pytest.approx(len(y))
+
+
+def test_metrics_where_the_answer_is_known():
+    y = np.array([0, 1, 2, 3, 4, 5, 6] * 3)
+    perfect = np.eye(7)[y] * 0.9 + 0.1 / 7
+    report = classification_report(y, perfect)
+    assert report["accuracy"] == 1.0 and report["macro_f1"] == 1.0
+    assert report["macro_auc"] == pytest.approx(1.0) and report["micro_auc"] == pytest.approx(1.0)
+    # every 'fear' face called 'sad': fear recall 0, sad precision 3/6
+    wrong = perfect.copy()
+    fear, sad = EMOTIONS.index("fear"), EMOTIONS.index("sad")
+    wrong[y == fear] = np.eye(7)[sad] * 0.9 + 0.1 / 7
+    r = classification_report(y, wrong)
+    assert r["accuracy"] == pytest.approx(18 / 21)
+    assert r["per_class"]["fear"]["recall"] == 0.0
+    assert r["per_class"]["sad"]["precision"] == pytest.approx(0.5)
+    assert r["confusion_matrix"][fear][sad] == 3
+    # random scores have AUC near 0.5
+    rng = np.random.default_rng(0)
+    yy = rng.integers(0, 7, 5000)
+    assert classification_report(yy, rng.dirichlet(np.ones(7), 5000))["macro_auc"] == pytest.approx(0.5, abs=0.03)
