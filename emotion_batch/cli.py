@@ -238,3 +238,51 @@ def bundle(run_dir, data, name, models_dir, command, make_default) -> None:
         raise _fail(exc) from exc
     click.echo(f"emotion-batch: bundled {name}: PrivateTest accuracy {metrics['accuracy']:.4f}, "
                f"macro-F1 {metrics['macro_f1']:.4f}")
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--runs", "runs_dir", default="runs", show_default=True, type=click.Path(file_okay=False))
+@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="Best and worst N runs.")
+@click.option("--json", "as_json", is_flag=True)
+def models(runs_dir, top, as_json) -> None:
+    """Rank training runs by best validation accuracy: the top and bottom N."""
+    from .training.runs import list_runs
+
+    rows = list_runs(runs_dir)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        raise click.ClickException(f"No training runs (state.json) under {runs_dir}")
+    shown = rows if len(rows) <= 2 * top else rows[:top] + [None] + rows[-top:]
+    click.echo(f"{'rank':>4}  {'val acc':>7}  {'epoch':>9}  run")
+    for i, r in enumerate(shown):
+        if r is None:
+            click.echo("   ...")
+            continue
+        rank = rows.index(r) + 1
+        flag = "" if r["done"] else "  (unfinished)"
+        click.echo(f"{rank:>4}  {r['best_val_accuracy']:>7.4f}  {r['best_epoch']:>4}/{r['epochs']:<4}  {r['run']}{flag}")
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@model_options
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--format", "fmt", type=click.Choice(["savedmodel", "tflite", "tflite-quant"]), multiple=True,
+              default=["savedmodel", "tflite", "tflite-quant"], show_default=True)
+@click.option("--version", "version", type=click.IntRange(min=1), default=1, show_default=True,
+              help="SavedModel version folder (TF Serving).")
+def export(model, model_sha256, out_dir, fmt, version) -> None:
+    """Export a model for TensorFlow Serving (SavedModel) and TFLite (float and quantized)."""
+    _quiet_tensorflow()
+    from .classifier import Classifier
+    from .training.export import export_model
+
+    try:
+        clf = Classifier.load(model, sha256=model_sha256)
+        name = clf.model_id.split("@")[0]
+        for f in fmt:
+            path = export_model(clf.model, out_dir, name=name, fmt=f, version=version)
+            click.echo(f"emotion-batch: {f}: {path}")
+    except EmotionBatchError as exc:
+        raise _fail(exc) from exc

@@ -13,6 +13,8 @@ from PIL import Image, ImageEnhance, ImageOps
 
 #: head regions (left, top, right, bottom) in the source photos
 _HEADS = {"astronaut": (120, 20, 340, 270), "camera": (160, 80, 290, 230)}
+#: the face (x, y, w, h) inside each head region, for ground truth in benchmarks
+_FACES = {"astronaut": (54, 50, 105, 110), "camera": (24, 40, 84, 84)}
 
 
 def _source(name: str) -> Image.Image:
@@ -29,12 +31,14 @@ def head(name: str = "astronaut") -> Image.Image:
     return _source(name).crop(_HEADS[name])
 
 
-def synthetic_photo(rng: np.random.Generator, width: int, height: int, faces: int, *, profile_share: float = 0.0) -> Image.Image:
+def synthetic_photo(rng: np.random.Generator, width: int, height: int, faces: int, *, profile_share: float = 0.0,
+                    boxes: list | None = None) -> Image.Image:
     """A ``width x height`` RGB photo with ``faces`` real faces pasted, varied in size, mirror, light
     and background, placed on a grid so they never overlap.
 
     ``profile_share`` of the faces are the cameraman seen in profile (a hard case for detectors); the
-    rest are the frontal astronaut portrait.
+    rest are the frontal astronaut portrait. When ``boxes`` is a list, the true face box
+    ``(x, y, w, h, is_profile)`` of every pasted face is appended to it.
     """
     top_color = rng.integers(40, 220, 3)
     bottom_color = rng.integers(40, 220, 3)
@@ -45,12 +49,13 @@ def synthetic_photo(rng: np.random.Generator, width: int, height: int, faces: in
     cols = int(np.ceil(np.sqrt(faces * width / height))) if faces else 1
     rows = int(np.ceil(faces / cols)) if faces else 1
     cell_w, cell_h = width // cols, height // rows
-    sources = [head("astronaut"), head("camera")]
+    sources = [("astronaut", head("astronaut")), ("camera", head("camera"))]
     for i in range(faces):
-        src = sources[1] if rng.random() < profile_share else sources[0]
+        name, src = sources[1] if rng.random() < profile_share else sources[0]
         side = int(min(cell_w, cell_h) * rng.uniform(0.55, 0.9))
         face = src.resize((side, int(side * src.height / src.width)), Image.Resampling.BILINEAR)
-        if rng.random() < 0.5:
+        mirrored = rng.random() < 0.5
+        if mirrored:
             face = ImageOps.mirror(face)
         face = ImageEnhance.Brightness(face).enhance(rng.uniform(0.75, 1.25))
         face = ImageEnhance.Contrast(face).enhance(rng.uniform(0.8, 1.2))
@@ -58,6 +63,12 @@ def synthetic_photo(rng: np.random.Generator, width: int, height: int, faces: in
         x = c * cell_w + int(rng.integers(0, max(1, cell_w - face.width)))
         y = r * cell_h + int(rng.integers(0, max(1, cell_h - face.height)))
         photo.paste(face.crop((0, 0, min(face.width, width - x), min(face.height, height - y))), (x, y))
+        if boxes is not None:
+            k = side / src.width
+            fx, fy, fw, fh = _FACES[name]
+            if face is not None and mirrored:
+                fx = src.width - fx - fw
+            boxes.append((x + fx * k, y + fy * k, fw * k, fh * k, name == "camera"))
     return photo
 
 

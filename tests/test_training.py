@@ -96,3 +96,31 @@ def test_metrics_where_the_answer_is_known():
     rng = np.random.default_rng(0)
     yy = rng.integers(0, 7, 5000)
     assert classification_report(yy, rng.dirichlet(np.ones(7), 5000))["macro_auc"] == pytest.approx(0.5, abs=0.03)
+
+
+def test_runs_are_ranked_by_validation_accuracy(tmp_path):
+    from emotion_batch.training.runs import list_runs
+
+    for name, acc in [("a_adam_gray_64_none", 0.41), ("b_sgd_gray_64_none", 0.63), ("c_rmsprop_gray_32_weights", 0.55)]:
+        run = tmp_path / name
+        run.mkdir()
+        (run / "state.json").write_text(json.dumps({"best_val_accuracy": acc, "best_epoch": 3, "epoch": 5, "done": True}))
+        (run / "config.json").write_text(json.dumps({"model": name[0], "optimizer": name.split("_")[1], "epochs": 5}))
+    ranked = list_runs(tmp_path)
+    assert [r["run"] for r in ranked] == ["b_sgd_gray_64_none", "c_rmsprop_gray_32_weights", "a_adam_gray_64_none"]
+    assert ranked[0]["optimizer"] == "sgd" and ranked[0]["done"] is True
+
+
+@pytest.mark.parametrize("fmt, tolerance", [("savedmodel", 1e-5), ("tflite", 1e-5), ("tflite-quant", 2e-2)])
+def test_exports_match_the_keras_model(tmp_path, tiny_model_file, fmt, tolerance):
+    import keras
+
+    from emotion_batch.training.export import export_model, savedmodel_predict, tflite_predict
+
+    model = keras.models.load_model(tiny_model_file, compile=False)
+    faces = np.random.default_rng(0).integers(0, 256, (16, 48, 48, 1)).astype(np.float32)
+    expected = model.predict(faces, verbose=0)
+    path = export_model(model, tmp_path, name="tiny", fmt=fmt)
+    got = savedmodel_predict(path, faces) if fmt == "savedmodel" else tflite_predict(path, faces)
+    assert got.shape == (16, 7)
+    np.testing.assert_allclose(got, expected, atol=tolerance)

@@ -1,0 +1,66 @@
+"""Deployment exports: a TensorFlow Serving SavedModel (``<dir>/<name>/<version>/``) and TFLite files
+(float32, and dynamic-range quantized)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..exceptions import ConfigError
+
+FORMATS = ("savedmodel", "tflite", "tflite-quant")
+
+
+def export_model(model, out_dir: str | Path, *, name: str, fmt: str, version: int = 1) -> Path:
+    """Write one export of ``model``; return the path written.
+
+    ``savedmodel`` writes ``out_dir/name/version/`` with a ``serving_default`` signature that takes
+    ``pixels`` (float32, 0..255, ``(n, size, size, channels)``) and returns ``probabilities`` ``(n, 7)``.
+    """
+    import tensorflow as tf
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"format must be one of {list(FORMATS)}. Received: format={fmt!r}")
+    out = Path(out_dir)
+    shape = [None, *model.input_shape[1:]]
+    fn = tf.function(lambda pixels: {"probabilities": model(pixels, training=False)},
+                     input_signature=[tf.TensorSpec(shape, tf.float32, name="pixels")])
+    if fmt == "savedmodel":
+        target = out / name / str(version)
+        if target.exists():
+            raise ConfigError(f"That SavedModel version exists already. Received: path={str(target)!r}")
+        module = tf.Module()
+        module.model = model
+        module.serve = fn
+        tf.saved_model.save(module, str(target), signatures={"serving_default": fn})
+        return target
+    concrete = fn.get_concrete_function()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    if fmt == "tflite-quant":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    target = out / f"{name}{'.quant' if fmt == 'tflite-quant' else ''}.tflite"
+    out.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(converter.convert())
+    return target
+
+
+def tflite_predict(path: str | Path, faces: np.ndarray, *, threads: int = 2) -> np.ndarray:
+    """Probabilities from a TFLite export through the LiteRT interpreter, one batch resized to fit."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=threads)
+    inp = interpreter.get_input_details()[0]
+    interpreter.resize_tensor_input(inp["index"], list(faces.shape))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(inp["index"], faces.astype(np.float32))
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+def savedmodel_predict(path: str | Path, faces: np.ndarray) -> np.ndarray:
+    """Probabilities from a SavedModel export's ``serving_default`` signature (as TF Serving runs it)."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))
+    return loaded.signatures["serving_default"](pixels=tf.constant(faces.astype(np.float32)))["probabilities"].numpy()
