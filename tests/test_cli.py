@@ -142,3 +142,42 @@ def test_run_killed_midway_resumes_without_duplicates(tmp_path, tiny_model_file,
     assert _count(db, "SELECT count(*) FROM images") == total
     assert _count(db, "SELECT count(*) FROM (SELECT ad_id, path FROM images GROUP BY ad_id, path HAVING count(*) > 1)") == 0
     assert _count(db, "SELECT count(*) FROM faces") == _count(db, "SELECT sum(faces_count) FROM images")
+
+
+def _pdf_text(path: Path) -> str:
+    from pypdf import PdfReader
+
+    return " ".join(" ".join((page.extract_text() or "").split()) for page in PdfReader(str(path)).pages)
+
+
+def test_run_renders_reports_and_report_rerenders_from_the_database(tmp_path, campaign_tree, tiny_model_file):
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    reports = tmp_path / "reports"
+    result = CliRunner().invoke(cli, ["run", str(campaign_tree["root"]), "--db", db, "--reports", str(reports),
+                                      "--model", str(tiny_model_file), "--workers", "0", "--min-faces", "2"])
+    assert result.exit_code == 0, result.output
+    assert f"6 report files in {reports}" in result.output
+    pdf = reports / "summer" / "ad_one.pdf"
+    html = reports / "summer" / "ad_one.html"
+    assert pdf.read_bytes().startswith(b"%PDF") and html.is_file()
+    text = _pdf_text(pdf)
+    expected = {p: v for p, v in campaign_tree["expected"].items() if p.startswith("summer/ad_one/")}
+    assert "ad_one" in text and "summer" in text
+    n_images, n_faces = len(expected), sum(n for _, n in expected.values())
+    assert f"{n_images} {n_faces} 0 0" in text  # images, faces, no face, failed
+    # the images folder is gone: `report` needs the database alone
+    import shutil
+
+    shutil.rmtree(campaign_tree["root"])
+    pdf.unlink()
+    again = CliRunner().invoke(cli, ["report", "--db", db, "--reports", str(reports), "--campaign", "summer", "--json"])
+    assert again.exit_code == 0, again.output
+    written = json.loads(again.output)["reports"]
+    assert len(written) == 4 and all(Path(p).is_file() for p in written)  # summer's two ads, HTML + PDF
+    assert {Path(p).parent.name for p in written} == {"summer"}
+    assert pdf.is_file() and f"{n_images} {n_faces} 0 0" in _pdf_text(pdf)
+
+
+def test_report_on_an_empty_database_says_what_to_do(tmp_path):
+    result = CliRunner().invoke(cli, ["report", "--db", f"sqlite:///{tmp_path / 'empty.sqlite'}"])
+    assert result.exit_code == 1 and "emotion-batch run ROOT" in result.output
