@@ -286,3 +286,32 @@ def export(model, model_sha256, out_dir, fmt, version) -> None:
             click.echo(f"emotion-batch: {f}: {path}")
     except EmotionBatchError as exc:
         raise _fail(exc) from exc
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@model_options
+@click.option("--data", required=True, type=click.Path(exists=True),
+              help="FER2013 folder or CSV, or a <split>/<emotion>/ folder tree.")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
+@click.option("--labels", type=click.Choice(["original", "ferplus-majority"]), default="original", show_default=True)
+@click.option("--flip-tta", is_flag=True, help="Average with mirrored faces.")
+@click.option("--out", "out_dir", default="evaluation", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for evaluation.json/.html/.pdf.")
+def evaluate(model, model_sha256, data, split, labels, flip_tta, out_dir) -> None:
+    """Accuracy, per-class precision/recall/F1, confusion matrix and ROC/AUC of a model, with a report."""
+    _quiet_tensorflow()
+    from .classifier import Classifier
+    from .training.evaluate import evaluate as evaluate_model, load_labelled
+    from .training.report import write_evaluation_report
+
+    try:
+        clf = Classifier.load(model, sha256=model_sha256)
+        faces = load_labelled(data, split=split, size=clf.size, channels=clf.channels, labels=labels)
+        report = evaluate_model(clf.model, faces, flip_tta=flip_tta)
+        paths = write_evaluation_report(report, out_dir, model_id=clf.model_id, data=f"{faces.source}, split {split}")
+    except EmotionBatchError as exc:
+        raise _fail(exc) from exc
+    recalls = ", ".join(f"{k} {v['recall']:.2f}" for k, v in report["per_class"].items())
+    click.echo(f"emotion-batch: {clf.model_id} on {len(faces)} faces: accuracy {report['accuracy']:.4f}, "
+               f"macro-F1 {report['macro_f1']:.4f}, macro AUC {report['macro_auc']:.4f}; recall: {recalls}")
+    click.echo(f"emotion-batch: report in {paths[2]}")

@@ -124,3 +124,26 @@ def test_exports_match_the_keras_model(tmp_path, tiny_model_file, fmt, tolerance
     got = savedmodel_predict(path, faces) if fmt == "savedmodel" else tflite_predict(path, faces)
     assert got.shape == (16, 7)
     np.testing.assert_allclose(got, expected, atol=tolerance)
+
+
+def test_evaluate_command_reports_the_metrics_it_computes(tmp_path, tiny_model_file):
+    import keras
+    from click.testing import CliRunner
+
+    from emotion_batch.cli import cli
+    from emotion_batch.training.data import load_fer2013
+
+    data = _fake_fer(tmp_path, n_per_split=28)
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(cli, ["evaluate", "--model", str(tiny_model_file), "--data", str(data), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    written = json.loads((out / "evaluation.json").read_text())
+    faces = load_fer2013(data, split="test")
+    model = keras.models.load_model(tiny_model_file, compile=False)
+    expected = classification_report(faces.y, model.predict(faces.x.astype("float32"), verbose=0))
+    assert written["n"] == 28
+    assert written["accuracy"] == pytest.approx(expected["accuracy"])
+    assert written["confusion_matrix"] == expected["confusion_matrix"]
+    assert f"accuracy {expected['accuracy']:.4f}" in result.output
+    assert (out / "evaluation.pdf").read_bytes().startswith(b"%PDF")
+    assert "Confusion matrix" in (out / "evaluation.html").read_text()

@@ -175,8 +175,14 @@ def emotion_chart_svg(shares: Mapping[str, float], *, highlight: Optional[str] =
             axes.spines[side].set_visible(False)
         axes.tick_params(axis="y", length=0)
         figure.tight_layout(pad=0.4)
-        buffer = io.StringIO()
-        figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+        return figure_to_inline_svg(figure, "Share of faces per apparent expression")
+
+
+def figure_to_inline_svg(figure, aria_label: str) -> str:
+    """A matplotlib figure as an ``<svg>`` element fit for inline HTML and WeasyPrint: no prolog, metadata
+    or stylesheet; style declarations moved into presentation attributes; an accessible name."""
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg") :]
     svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, flags=re.S)
@@ -185,7 +191,7 @@ def emotion_chart_svg(shares: Mapping[str, float], *, highlight: Optional[str] =
     # What matplotlib's removed stylesheet said, as inherited attributes; plus an accessible name.
     return svg.replace(
         "<svg ",
-        '<svg role="img" aria-label="Share of faces per apparent expression" '
+        f'<svg role="img" aria-label="{html.escape(aria_label, quote=True)}" '
         'stroke-linejoin="round" stroke-linecap="butt" ',
         1,
     )

@@ -28,6 +28,18 @@ def evaluate(model, faces: FaceSet, *, flip_tta: bool = False) -> dict[str, Any]
     return classification_report(faces.y, predict(model, faces.x, flip_tta=flip_tta))
 
 
+def load_labelled(data: str | Path, *, split: str, size: int, channels: int, labels: str = "original") -> FaceSet:
+    """Faces of a FER2013-style CSV folder/file or of a ``<split>/<emotion>/`` folder tree."""
+    from .data import load_folder_tree
+
+    path = Path(data)
+    if path.is_file() and path.suffix in (".csv", ".gz"):
+        path = path.parent
+    if (path / "fer2013.csv.gz").is_file() or (path / "fer2013.csv").is_file():
+        return load_fer2013(path, split=split, size=size, channels=channels, labels=labels)
+    return load_folder_tree(path, split=split, size=size, channels=channels)
+
+
 def jsonable(report: dict[str, Any]) -> dict[str, Any]:
     """The report without the ROC arrays (for JSON files and manifests)."""
     return {k: v for k, v in report.items() if k != "roc"}
