@@ -95,11 +95,13 @@ def cli() -> None:
               help="Detection threshold  [default: the detector's own]")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True, help="Faces per model call.")
 @click.option("--workers", type=click.IntRange(min=0), help="Decode/detect processes  [default: one per core; 0: none]")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=120_000_000, show_default=True,
+              help="Refuse larger images as 'unsupported' (decompression bombs).")
 @click.option("--reprocess", is_flag=True, help="Process every image again, changed or not.")
 @click.option("--no-reports", is_flag=True, help="Store results only; render no reports.")
 @output_options
-def run(root, db, reports, min_faces, model, model_sha256, detector, min_score, batch_size, workers, reprocess,
-        no_reports, quiet, verbose, as_json) -> None:
+def run(root, db, reports, min_faces, model, model_sha256, detector, min_score, batch_size, workers, max_pixels,
+        reprocess, no_reports, quiet, verbose, as_json) -> None:
     """Find faces in new images under ROOT, classify them, store the results and render reports."""
     _setup_logging(verbose, quiet)
     _quiet_tensorflow(verbose)
@@ -109,7 +111,7 @@ def run(root, db, reports, min_faces, model, model_sha256, detector, min_score, 
 
     settings = Settings.from_options(db=db, reports=reports, min_faces=min_faces, model=model, model_sha256=model_sha256)
     options = RunOptions(root=root, detector=detector, batch_size=batch_size, workers=workers, reprocess=reprocess,
-                         min_score=min_score)
+                         min_score=min_score, max_pixels=max_pixels)
     show_bar = not quiet and not as_json and sys.stderr.isatty()
     bar = None
 

@@ -126,3 +126,16 @@ def test_overlapping_run_stops_at_once(factory, tiny_classifier, campaign_tree):
             _run(factory, tiny_classifier, campaign_tree["root"])
         assert time.monotonic() - started < 5
     assert _run(factory, tiny_classifier, campaign_tree["root"]).processed == len(campaign_tree["expected"])
+
+
+def test_huge_image_is_refused_before_decoding(factory, tiny_classifier, tmp_path):
+    from PIL import Image
+
+    ad = tmp_path / "root" / "c" / "a"
+    ad.mkdir(parents=True)
+    Image.new("L", (6000, 5000), 128).save(ad / "huge.png")  # 30 MP, a few KB on disk
+    summary = _run(factory, tiny_classifier, tmp_path / "root", max_pixels=20_000_000)
+    assert summary.unsupported == 1
+    with factory() as s:
+        status, error = s.execute(text("SELECT status, error FROM image_results")).one()
+    assert status == "unsupported" and "c/a/huge.png" in error and "20,000,000" in error
