@@ -27,9 +27,13 @@ __all__ = [
     "ad_report_data",
     "ad_reports_from_frames",
     "ad_summary",
+    "campaign_summary",
+    "daily_trend",
     "load_faces",
     "load_images",
     "suppress_small_ads",
+    "valence",
+    "with_valence",
 ]
 
 logger = logging.getLogger(__name__)
@@ -416,3 +420,122 @@ def ad_report_data(
     if not reports:
         raise ReportError(f"No image is stored for this ad. Received: campaign={campaign!r}, ad={ad!r}")
     return reports[0]
+
+
+# ---- valence, campaign summary and daily trend (the analyst views ad/campaign_emotion_summary and
+# ---- daily_emotion_trend in sql/ compute the same numbers; tests/test_sql_analytics.py checks it)
+
+#: Emotions counted as positive and as negative in ``valence``; neutral and surprise count as neither
+#: (surprise is as often a startled as a pleased face).
+VALENCE_POSITIVE = ("happy",)
+VALENCE_NEGATIVE = ("angry", "disgust", "fear", "sad")
+
+
+def valence(counts: dict[str, int]) -> Optional[float]:
+    """Return the valence of a group of faces from its top-emotion counts.
+
+    ``valence = share(happy) - share(angry + disgust + fear + sad)``: -1 when every face looks negative,
+    +1 when every face looks happy, 0 for all-neutral (or balanced) groups. Shares are of the faces whose
+    top emotion is the class, as in ``ad_summary``.
+
+    Args:
+        counts: faces per emotion; every name in ``EMOTIONS`` must be present.
+
+    Returns:
+        The valence, or None for a group without faces.
+    """
+    missing = [e for e in EMOTIONS if e not in counts]
+    if missing:
+        raise ReportError(f"counts lacks the emotions {missing}. Received: counts={counts!r}")
+    faces = sum(counts[e] for e in EMOTIONS)
+    if faces == 0:
+        return None
+    return (sum(counts[e] for e in VALENCE_POSITIVE) - sum(counts[e] for e in VALENCE_NEGATIVE)) / faces
+
+
+def _valence_expr() -> pl.Expr:
+    net = pl.sum_horizontal([pl.col(f"count_{e}") for e in VALENCE_POSITIVE]) - pl.sum_horizontal(
+        [pl.col(f"count_{e}") for e in VALENCE_NEGATIVE]
+    )
+    return pl.when(pl.col("faces") > 0).then(net / pl.col("faces")).alias("valence")
+
+
+def _dominant_expr() -> pl.Expr:
+    index = pl.concat_list([pl.col(f"count_{e}") for e in EMOTIONS]).list.arg_max()
+    return (
+        pl.when(pl.col("faces") > 0)
+        .then(index.replace_strict(dict(enumerate(EMOTIONS)), return_dtype=pl.String()))
+        .alias("dominant_emotion")
+    )
+
+
+def with_valence(summary: pl.DataFrame) -> pl.DataFrame:
+    """Add a ``valence`` column (see ``valence``) to a frame with ``faces`` and ``count_<emotion>`` columns,
+    before ``dominant_emotion`` when there is one; null where there are no faces."""
+    _require_columns(summary, ["faces", *[f"count_{e}" for e in EMOTIONS]], "summary")
+    out = summary.with_columns(_valence_expr())
+    if "dominant_emotion" in out.columns:
+        order = [c for c in out.columns if c not in ("valence", "dominant_emotion")] + ["valence", "dominant_emotion"]
+        out = out.select(order)
+    return out
+
+
+def campaign_summary(faces_df: pl.DataFrame, images_df: pl.DataFrame) -> pl.DataFrame:
+    """Summarise every campaign that has at least one image, as ``ad_summary`` does every ad.
+
+    Args:
+        faces_df: rows of ``face_results``.
+        images_df: rows of ``image_results``.
+
+    Returns:
+        One row per campaign, sorted: ``campaign``, ``ads`` (ads with images), the image and face counts,
+        ``count_<e>``, ``share_<e>`` and ``mean_p_<e>`` over all the campaign's faces (an ad with more faces
+        weighs more), ``valence`` and ``dominant_emotion``; the columns of the view
+        ``campaign_emotion_summary``.
+    """
+    per_ad = ad_summary(faces_df, images_df)
+    counts = ["images", "images_ok", "images_no_face", "images_failed", "faces", *[f"count_{e}" for e in EMOTIONS]]
+    weighted = [(pl.col(f"mean_p_{e}").fill_null(0.0) * pl.col("faces")).sum().alias(f"sum_p_{e}") for e in EMOTIONS]
+    summary = per_ad.group_by("campaign").agg(pl.len().cast(pl.Int64).alias("ads"), *[pl.col(c).sum() for c in counts],
+                                              *weighted)
+    has_faces = pl.col("faces") > 0
+    summary = summary.with_columns(
+        *[pl.when(has_faces).then(pl.col(f"count_{e}") / pl.col("faces")).alias(f"share_{e}") for e in EMOTIONS],
+        *[pl.when(has_faces).then(pl.col(f"sum_p_{e}") / pl.col("faces")).alias(f"mean_p_{e}") for e in EMOTIONS],
+        _valence_expr(),
+        _dominant_expr(),
+    )
+    order = ["campaign", "ads", *counts, *[f"share_{e}" for e in EMOTIONS], *[f"mean_p_{e}" for e in EMOTIONS],
+             "valence", "dominant_emotion"]
+    return summary.select(order).sort("campaign")
+
+
+def daily_trend(faces_df: pl.DataFrame, *, by: Sequence[str] = ("campaign", "ad")) -> pl.DataFrame:
+    """Count faces per group and UTC day of ``processed_at``: the view ``daily_emotion_trend`` (by ad).
+
+    Args:
+        faces_df: rows of ``face_results``.
+        by: the grouping columns, ``("campaign", "ad")`` or ``("campaign",)``.
+
+    Returns:
+        One row per group and day with faces, sorted: the ``by`` columns, ``day`` (a date), ``faces``,
+        ``count_<e>``, ``share_<e>``, ``valence`` and ``dominant_emotion``.
+    """
+    keys = list(by)
+    if keys not in (["campaign", "ad"], ["campaign"]):
+        raise ConfigError(f"by must be one of [('campaign', 'ad'), ('campaign',)]. Received: by={by!r}")
+    _require_columns(faces_df, [*keys, "top_emotion", "processed_at"], "faces_df")
+    _require_values(faces_df, "top_emotion", EMOTIONS, "faces_df")
+    day = pl.col("processed_at").dt.convert_time_zone("UTC").dt.date().alias("day")
+    trend = faces_df.with_columns(pl.col(keys).cast(pl.String), day).group_by([*keys, "day"]).agg(
+        pl.len().cast(pl.Int64).alias("faces"),
+        *[(pl.col("top_emotion") == e).sum().cast(pl.Int64).alias(f"count_{e}") for e in EMOTIONS],
+    )
+    trend = trend.with_columns(
+        *[(pl.col(f"count_{e}") / pl.col("faces")).alias(f"share_{e}") for e in EMOTIONS],
+        _valence_expr(),
+        _dominant_expr(),
+    )
+    order = [*keys, "day", "faces", *[f"count_{e}" for e in EMOTIONS], *[f"share_{e}" for e in EMOTIONS],
+             "valence", "dominant_emotion"]
+    return trend.select(order).sort([*keys, "day"])

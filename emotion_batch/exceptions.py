@@ -30,12 +30,25 @@ class RunLockedError(DatabaseError):
     """Another emotion-batch run holds the lock on this database."""
 
 
+class SchemaError(DatabaseError):
+    """The database schema is older (or newer) than this emotion-batch expects; the message says what to run."""
+
+
 class ImageError(EmotionBatchError):
     """One image could not be read; recorded on the image row, never fatal for a batch."""
 
     def __init__(self, message: str, *, status: str = "unreadable") -> None:
         super().__init__(message)
         self.status = status
+
+
+class UploadError(EmotionBatchError):
+    """An uploaded file or request cannot be used; ``code`` and ``http_status`` say why (the API's 4xx)."""
+
+    def __init__(self, message: str, *, code: str, http_status: int = 422) -> None:
+        super().__init__(message)
+        self.code = code
+        self.http_status = http_status
 
 
 class DataError(EmotionBatchError):

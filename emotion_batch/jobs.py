@@ -74,3 +74,106 @@ def report_job(settings: Settings, *, campaign: str | None = None, ad: str | Non
         return render_reports(factory, settings, ads=pairs)
     finally:
         engine.dispose()
+
+
+# ---- schema, exports, retention --------------------------------------------------------------------
+
+
+def _results_engine(settings: Settings):
+    """An engine on a database that holds results at the current schema revision."""
+    from .store.schema import schema_status
+
+    engine = make_engine(settings.db)
+    try:
+        if not has_schema(engine):
+            raise DatabaseError(f"{safe_url(settings.db)} holds no emotion-batch results; run `emotion-batch run ROOT` first")
+        problem = schema_status(engine).problem()
+        if problem:
+            from .exceptions import SchemaError
+
+            raise SchemaError(problem)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def db_status_job(settings: Settings) -> dict:
+    """The schema state of the database: ``state``, ``current`` and ``head`` revisions, and the URL."""
+    from .store.schema import schema_status
+
+    engine = make_engine(settings.db)
+    try:
+        return schema_status(engine).as_dict()
+    finally:
+        engine.dispose()
+
+
+def db_upgrade_job(settings: Settings, *, revision: str = "head") -> tuple[str | None, str]:
+    """Migrate the database to ``revision`` under the run lock; return the revisions before and after."""
+    from .store.schema import upgrade
+    from .store.session import run_lock
+
+    engine = make_engine(settings.db)
+    try:
+        with run_lock(engine):
+            return upgrade(engine, revision)
+    finally:
+        engine.dispose()
+
+
+def export_job(settings: Settings, dataset: str, out: str, *, fmt: str | None = None, filters=None,
+               progress: Callable[[int], None] | None = None):
+    """Stream one dataset (``exports.DATASETS``) of the database into a CSV, Parquet or Excel file."""
+    from .exports import export_rows
+    from .store.queries import Filters
+
+    engine = _results_engine(settings)
+    try:
+        with sessionmaker(bind=engine)() as session:
+            return export_rows(session, dataset, out, fmt=fmt, filters=filters or Filters(), progress=progress)
+    finally:
+        engine.dispose()
+
+
+def prune_job(settings: Settings, older_than: str, *, dry_run: bool = False, now=None):
+    """Remove results processed longer than ``older_than`` (``90d``, ``12w``, ``36h``) ago, in one transaction.
+
+    Returns:
+        ``(removed, cutoff)``: a ``retention.Removed`` and the UTC cutoff. A dry run counts and rolls back.
+    """
+    import datetime as dt
+
+    from .store.retention import parse_age, prune_older_than
+    from .store.session import run_lock
+
+    cutoff = (now or dt.datetime.now(dt.timezone.utc)) - parse_age(older_than)
+    engine = _results_engine(settings)
+    try:
+        with run_lock(engine), sessionmaker(bind=engine)() as session:
+            removed = prune_older_than(session, cutoff)
+            if dry_run:
+                session.rollback()
+            else:
+                session.commit()
+        return removed, cutoff
+    finally:
+        engine.dispose()
+
+
+def delete_job(settings: Settings, *, campaign: str | None = None, ad: str | None = None, dry_run: bool = False):
+    """Remove every row of a campaign (or of one ad) in one transaction; a dry run counts and rolls back."""
+    from .store.retention import delete_results
+    from .store.session import run_lock
+
+    engine = _results_engine(settings)
+    try:
+        with run_lock(engine), sessionmaker(bind=engine)() as session:
+            removed = delete_results(session, campaign=campaign, ad=ad)
+            if dry_run:
+                session.rollback()
+            else:
+                session.commit()
+        return removed
+    finally:
+        engine.dispose()

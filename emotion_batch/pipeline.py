@@ -220,18 +220,19 @@ def run_batch(
 ) -> RunSummary:
     """Process every new or changed image under ``options.root`` and store the results.
 
-    Takes the database's run lock (``RunLockedError`` when another run holds it), records a ``runs`` row,
-    and commits every ``chunk_images`` images (each image with all its faces, atomically), so an
-    interrupted run loses at most one uncommitted chunk and the next run finishes the rest.
+    Takes the database's run lock (``RunLockedError`` when another run holds it), creates the schema on an
+    empty database and refuses an outdated one (``SchemaError``: run ``emotion-batch db upgrade``),
+    records a ``runs`` row, and commits every ``chunk_images`` images (each image with all its faces,
+    atomically), so an interrupted run loses at most one uncommitted chunk and the next run finishes the rest.
     ``progress`` is called with the number of files handled since the last call.
     """
     options.validate()
     engine = session_factory.kw["bind"]
-    init_db(engine)
     summary = RunSummary(detector=options.detector, model_id=classifier.model_id,
                          device=getattr(classifier, "device", "CPU"))
     started = time.monotonic()
     with run_lock(engine):
+        init_db(engine)  # under the lock: two first runs on an empty database do not both create it
         with session_factory.begin() as session:
             run = Run(root=str(Path(options.root).resolve()), detector=options.detector, model_id=classifier.model_id,
                       host=socket.gethostname(), pid=os.getpid(), status="running", started_at=utcnow())

@@ -13,6 +13,8 @@ from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from .db_engines import ENGINES, db_url, postgres_server  # noqa: E402,F401  (fixtures: both database engines)
+
 ROOT = Path(__file__).resolve().parent.parent
 FER_DIR = ROOT.parent / "shared" / "datasets" / "fer2013"
 
@@ -102,3 +104,30 @@ def png_bytes(image: Image.Image) -> bytes:
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()
+
+
+_ENGINE_RESULTS: dict[str, dict[str, int]] = {}
+
+
+def pytest_runtest_logreport(report):
+    """Count the database tests' outcomes per engine (``[sqlite]``/``[postgresql]`` in the test id)."""
+    if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
+        return
+    params = report.nodeid.rpartition("[")[2].rstrip("]").split("-") if report.nodeid.endswith("]") else []
+    for engine in ENGINES:
+        if engine in params:
+            counts = _ENGINE_RESULTS.setdefault(engine, {})
+            counts[report.outcome] = counts.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say which engines the database tests ran on (CI must show both)."""
+    if not _ENGINE_RESULTS:
+        return
+    parts = []
+    for engine in ENGINES:
+        counts = _ENGINE_RESULTS.get(engine, {})
+        text = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "not run"
+        parts.append(f"{engine}: {text}")
+    ran = [e for e in ENGINES if _ENGINE_RESULTS.get(e, {}).get("passed")]
+    terminalreporter.write_line(f"database tests ran on {' and '.join(ran) or 'no engine'} ({'; '.join(parts)})")

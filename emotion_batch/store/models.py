@@ -22,6 +22,7 @@ from sqlalchemy import (
     Index,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 from ..labels import EMOTIONS
 
@@ -45,6 +46,31 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware timestamp stored in UTC: ``TIMESTAMP WITH TIME ZONE`` on PostgreSQL, UTC text on SQLite.
+
+    Aware values are converted to UTC before they are written (SQLite would otherwise keep their local
+    wall time), naive values are taken as UTC, and every value read back is aware and in UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None or not isinstance(value, dt.datetime):
+            return value
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -53,10 +79,11 @@ class Run(Base):
     """One invocation of ``emotion-batch run``."""
 
     __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_started_at", "started_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime())
     status: Mapped[str] = mapped_column(String(16), default="running")
     root: Mapped[str] = mapped_column(Text)
     detector: Mapped[str] = mapped_column(String(32))
@@ -74,7 +101,7 @@ class Campaign(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(512), unique=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     ads: Mapped[list["Ad"]] = relationship(back_populates="campaign", cascade="all, delete-orphan")
 
@@ -86,7 +113,7 @@ class Ad(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(512))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     campaign: Mapped[Campaign] = relationship(back_populates="ads")
 
@@ -109,8 +136,8 @@ class ImageRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[Optional[str]] = mapped_column(Text)
     faces_count: Mapped[int] = mapped_column(Integer, default=0)
-    captured_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime(timezone=True))
-    processed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    captured_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime())
+    processed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
 class FaceRow(Base):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +12,11 @@ from sqlalchemy.orm import Session
 
 from ..labels import EMOTIONS
 from .models import Ad, Campaign, FaceRow, ImageRow, PROB_COLUMNS, utcnow
+
+
+#: Face rows per ``executemany`` call, image rows per multi-row ``INSERT`` in ``write_images``.
+FACE_BATCH = 5000
+IMAGE_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -74,36 +79,87 @@ def touch_images(session: Session, changes: Iterable[tuple[int, int, int]]) -> N
         session.execute(update(ImageRow).where(ImageRow.id == image_id).values(size_bytes=size, mtime_ns=mtime))
 
 
-def write_images(session: Session, run_id: int, records: Sequence[ImageRecord], *, model_id: str) -> int:
-    """Insert (or replace) images and their faces; return the number of faces written."""
+#: Columns of ``images`` and ``faces`` that ``write_images`` fills, in the order of its rows.
+IMAGE_COLUMNS = ("ad_id", "run_id", "path", "sha256", "size_bytes", "mtime_ns", "width", "height", "status", "error",
+                 "faces_count", "captured_at", "processed_at")
+FACE_COLUMNS = ("image_id", "face_index", "x", "y", "w", "h", "detection_score", *PROB_COLUMNS, "top_emotion",
+                "model_id")
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    # what models.UTCDateTime does, for the COPY path that bypasses SQLAlchemy types
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.timezone.utc)
+
+
+def _image_tuples(records: Sequence[ImageRecord], run_id: int | None, now: dt.datetime) -> list[tuple]:
+    return [(r.ad_id, run_id, r.path, r.sha256, r.size_bytes, r.mtime_ns, r.width, r.height, r.status, r.error,
+             len(r.faces), _utc(r.captured_at), now) for r in records]
+
+
+def _face_tuples(records: Sequence[ImageRecord], image_ids: Sequence[int], model_id: str) -> Iterator[tuple]:
+    for record, image_id in zip(records, image_ids):
+        if not record.faces:
+            continue
+        probs = np.asarray(record.probs, dtype=np.float64)
+        tops = [EMOTIONS[int(t)] for t in probs.argmax(axis=1)]
+        for index, ((x, y, w, h, score), p, top) in enumerate(zip(record.faces, probs.tolist(), tops)):
+            yield (image_id, index, float(x), float(y), float(w), float(h), float(score), *p, top, model_id)
+
+
+def _write_core(session: Session, rows: list[tuple], records, model_id: str) -> int:
+    images = ImageRow.__table__
+    returned = session.execute(
+        insert(images).returning(images.c.id, images.c.ad_id, images.c.path)
+        .execution_options(insertmanyvalues_page_size=IMAGE_BATCH),
+        [dict(zip(IMAGE_COLUMNS, row)) for row in rows],
+    )
+    id_of = {(ad_id, path): image_id for image_id, ad_id, path in returned}
+    face_rows = [dict(zip(FACE_COLUMNS, row)) for row in
+                 _face_tuples(records, [id_of[(r.ad_id, r.path)] for r in records], model_id)]
+    for start in range(0, len(face_rows), FACE_BATCH):
+        session.execute(insert(FaceRow.__table__), face_rows[start : start + FACE_BATCH])
+    return len(face_rows)
+
+
+def _write_copy(session: Session, rows: list[tuple], records, model_id: str) -> int:
+    """PostgreSQL with psycopg 3: ids drawn from the sequence, then ``COPY`` of images and faces."""
+    cursor = session.connection().connection.driver_connection.cursor()
+    try:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence('images', 'id')) FROM generate_series(1, %s)",
+                       (len(rows),))
+        ids = [row[0] for row in cursor.fetchall()]
+        with cursor.copy(f"COPY images (id, {', '.join(IMAGE_COLUMNS)}) FROM STDIN") as copy:
+            for image_id, row in zip(ids, rows):
+                copy.write_row((image_id, *row))
+        faces = 0
+        with cursor.copy(f"COPY faces ({', '.join(FACE_COLUMNS)}) FROM STDIN") as copy:
+            for row in _face_tuples(records, ids, model_id):
+                copy.write_row(row)
+                faces += 1
+    finally:
+        cursor.close()
+    return faces
+
+
+def write_images(session: Session, run_id: int | None, records: Sequence[ImageRecord], *, model_id: str) -> int:
+    """Insert (or replace) images and their faces; return the number of faces written.
+
+    Bulk writes: on PostgreSQL through psycopg 3, ``COPY`` (image ids drawn from their sequence first);
+    elsewhere Core multi-row ``INSERT ... RETURNING`` for the images (ids matched back by the unique
+    ``(ad_id, path)``) and ``executemany`` batches of ``FACE_BATCH`` faces.
+    """
     now = utcnow()
     replaced = [r for r in records if r.existing_id is not None]
     if replaced:
         ids = [r.existing_id for r in replaced]
         session.execute(delete(FaceRow).where(FaceRow.image_id.in_(ids)))
         session.execute(delete(ImageRow).where(ImageRow.id.in_(ids)))
-    rows = [
-        {
-            "ad_id": r.ad_id, "run_id": run_id, "path": r.path, "sha256": r.sha256, "size_bytes": r.size_bytes,
-            "mtime_ns": r.mtime_ns, "width": r.width, "height": r.height, "status": r.status, "error": r.error,
-            "faces_count": len(r.faces), "captured_at": r.captured_at, "processed_at": now,
-        }
-        for r in records
-    ]
-    if not rows:
+    if not records:
         return 0
-    ids = session.scalars(insert(ImageRow).returning(ImageRow.id, sort_by_parameter_order=True), rows).all()
-    face_rows = []
-    for image_id, record in zip(ids, records):
-        if not record.faces:
-            continue
-        probs = np.asarray(record.probs, dtype=np.float64)
-        top = probs.argmax(axis=1)
-        for index, ((x, y, w, h, score), p, t) in enumerate(zip(record.faces, probs, top)):
-            row = {"image_id": image_id, "face_index": index, "x": float(x), "y": float(y), "w": float(w),
-                   "h": float(h), "detection_score": float(score), "top_emotion": EMOTIONS[int(t)], "model_id": model_id}
-            row.update({col: float(v) for col, v in zip(PROB_COLUMNS, p)})
-            face_rows.append(row)
-    for start in range(0, len(face_rows), 5000):
-        session.execute(insert(FaceRow), face_rows[start : start + 5000])
-    return len(face_rows)
+    rows = _image_tuples(records, run_id, now)
+    connection = session.connection()
+    if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
+        return _write_copy(session, rows, records, model_id)
+    return _write_core(session, rows, records, model_id)

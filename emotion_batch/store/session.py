@@ -73,28 +73,51 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def view_statements() -> list[str]:
-    """The ``CREATE VIEW`` statements of ``sql/views.sql``, comments stripped."""
-    sql = (asset_dir("sql") / "views.sql").read_text()
-    sql = re.sub(r"--[^\n]*", "", sql)
-    return [s.strip() for s in sql.split(";") if s.strip()]
+def view_statements(dialect: str | None = None) -> list[str]:
+    """The ``DROP VIEW``/``CREATE VIEW`` statements of ``sql/views.sql``, comments stripped.
+
+    With a dialect name (``sqlite``, ``postgresql``) the statements of ``sql/views.<dialect>.sql`` follow:
+    the views whose SQL differs between the engines.
+    """
+    files = ["views.sql"] + ([f"views.{dialect}.sql"] if dialect else [])
+    statements = []
+    for name in files:
+        path = asset_dir("sql") / name
+        if not path.is_file():
+            raise ConfigError(f"dialect must be one of ['sqlite', 'postgresql'] or None. Received: dialect={dialect!r}")
+        sql = re.sub(r"--[^\n]*", "", path.read_text(encoding="utf-8"))
+        statements += [s.strip() for s in sql.split(";") if s.strip()]
+    return statements
 
 
 def init_db(engine: Engine) -> None:
-    """Create missing tables and (re)create the analyst views.
+    """Make the database ready for the batch job through the Alembic migrations (``store/schema.py``).
+
+    An empty database gets the schema at the newest revision (``upgrade head``); a current one is left as
+    it is; an older one is refused with a message saying to run ``emotion-batch db upgrade``. SQLite
+    files are switched to WAL. (Tests that want bare tables use ``create_tables``.)
 
     Raises:
+        SchemaError: the schema is older or newer than this emotion-batch, or not ours.
         DatabaseError: the database cannot be reached or written.
     """
-    try:
-        with engine.begin() as conn:
-            if engine.dialect.name == "sqlite":
+    from .schema import ensure_schema
+
+    if engine.dialect.name == "sqlite":
+        try:
+            with engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-            Base.metadata.create_all(conn)
-            for statement in view_statements():
-                conn.exec_driver_sql(statement)
-    except SQLAlchemyError as exc:
-        raise DatabaseError(f"Cannot prepare the database {safe_url(str(engine.url))}: {_reason(exc)}") from exc
+        except SQLAlchemyError as exc:
+            raise DatabaseError(f"Cannot prepare the database {safe_url(str(engine.url))}: {_reason(exc)}") from exc
+    ensure_schema(engine)
+
+
+def create_tables(engine: Engine) -> None:
+    """For tests: the models' tables and the analyst views, without migrations or a schema version."""
+    with engine.begin() as conn:
+        Base.metadata.create_all(conn)
+        for statement in view_statements(engine.dialect.name):
+            conn.execute(text(statement))
 
 
 def has_schema(engine: Engine) -> bool:
@@ -123,7 +146,11 @@ def run_lock(engine: Engine) -> Iterator[None]:
         import fcntl
 
         lock_path = Path(url.database).expanduser().resolve().with_name(Path(url.database).name + ".lock")
-        handle = open(lock_path, "a+")
+        try:
+            handle = open(lock_path, "a+")
+        except OSError as exc:
+            raise DatabaseError(f"Cannot open the run lock file {lock_path} ({exc.strerror or exc}). "
+                                f"Received: db={safe_url(str(url))!r}") from exc
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:

@@ -1,0 +1,105 @@
+-- Reference DDL of the emotion_batch results database (PostgreSQL), generated from the SQLAlchemy models
+-- (emotion_batch/store/models.py). Do not edit: the schema is created and changed by the Alembic
+-- migrations in emotion_batch/store/migrations (`emotion-batch db upgrade`), and the tests fail when this
+-- file, the models and the migrations drift apart. Regenerate it with
+--   python -c "from emotion_batch.store.schema import reference_schema_sql as s; print(s(), end='')" > sql/schema.sql
+-- The views are in views.sql and views.postgresql.sql. Timestamps are UTC (TIMESTAMP WITH TIME ZONE).
+-- Constraint names follow one convention: pk_<table>, uq_<table>_<columns>,
+-- fk_<table>_<column>_<referred table>, ix_<table>_<column>.
+
+CREATE TABLE campaigns (
+	id SERIAL NOT NULL,
+	name VARCHAR(512) NOT NULL,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	CONSTRAINT pk_campaigns PRIMARY KEY (id),
+	CONSTRAINT uq_campaigns_name UNIQUE (name)
+);
+
+CREATE TABLE runs (
+	id SERIAL NOT NULL,
+	started_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	finished_at TIMESTAMP WITH TIME ZONE,
+	status VARCHAR(16) NOT NULL,
+	root TEXT NOT NULL,
+	detector VARCHAR(32) NOT NULL,
+	model_id VARCHAR(128) NOT NULL,
+	host VARCHAR(255) NOT NULL,
+	pid INTEGER NOT NULL,
+	images_seen INTEGER NOT NULL,
+	images_processed INTEGER NOT NULL,
+	faces INTEGER NOT NULL,
+	error TEXT,
+	CONSTRAINT pk_runs PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_runs_started_at ON runs (started_at);
+
+CREATE TABLE ads (
+	id SERIAL NOT NULL,
+	campaign_id INTEGER NOT NULL,
+	name VARCHAR(512) NOT NULL,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	CONSTRAINT pk_ads PRIMARY KEY (id),
+	CONSTRAINT uq_ads_campaign_id_name UNIQUE (campaign_id, name),
+	CONSTRAINT fk_ads_campaign_id_campaigns FOREIGN KEY(campaign_id) REFERENCES campaigns (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_ads_campaign_id ON ads (campaign_id);
+
+CREATE TABLE images (
+	id SERIAL NOT NULL,
+	ad_id INTEGER NOT NULL,
+	run_id INTEGER,
+	path TEXT NOT NULL,
+	sha256 VARCHAR(64),
+	size_bytes BIGINT NOT NULL,
+	mtime_ns BIGINT NOT NULL,
+	width INTEGER,
+	height INTEGER,
+	status VARCHAR(16) NOT NULL,
+	error TEXT,
+	faces_count INTEGER NOT NULL,
+	captured_at TIMESTAMP WITH TIME ZONE,
+	processed_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	CONSTRAINT pk_images PRIMARY KEY (id),
+	CONSTRAINT uq_images_ad_id_path UNIQUE (ad_id, path),
+	CONSTRAINT fk_images_ad_id_ads FOREIGN KEY(ad_id) REFERENCES ads (id) ON DELETE CASCADE,
+	CONSTRAINT fk_images_run_id_runs FOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE SET NULL
+);
+
+CREATE INDEX ix_images_ad_id ON images (ad_id);
+
+CREATE INDEX ix_images_processed_at ON images (processed_at);
+
+CREATE INDEX ix_images_run_id ON images (run_id);
+
+CREATE INDEX ix_images_sha256 ON images (sha256);
+
+CREATE INDEX ix_images_status ON images (status);
+
+CREATE TABLE faces (
+	id SERIAL NOT NULL,
+	image_id INTEGER NOT NULL,
+	face_index INTEGER NOT NULL,
+	x FLOAT NOT NULL,
+	y FLOAT NOT NULL,
+	w FLOAT NOT NULL,
+	h FLOAT NOT NULL,
+	detection_score FLOAT NOT NULL,
+	p_angry FLOAT NOT NULL,
+	p_disgust FLOAT NOT NULL,
+	p_fear FLOAT NOT NULL,
+	p_happy FLOAT NOT NULL,
+	p_neutral FLOAT NOT NULL,
+	p_sad FLOAT NOT NULL,
+	p_surprise FLOAT NOT NULL,
+	top_emotion VARCHAR(16) NOT NULL,
+	model_id VARCHAR(128) NOT NULL,
+	CONSTRAINT pk_faces PRIMARY KEY (id),
+	CONSTRAINT uq_faces_image_id_face_index UNIQUE (image_id, face_index),
+	CONSTRAINT fk_faces_image_id_images FOREIGN KEY(image_id) REFERENCES images (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_faces_image_id ON faces (image_id);
+
+CREATE INDEX ix_faces_top_emotion ON faces (top_emotion);

@@ -1,0 +1,137 @@
+"""A small results database written straight into the tables, and the same data as polars frames.
+
+The frames are built from the Python description, not read back from the database, so they are an
+independent truth for the views, the query files, the exports and ``emotion_batch.aggregate``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+from sqlalchemy import insert, select
+
+from emotion_batch.aggregate import FACE_SCHEMA, IMAGE_SCHEMA
+from emotion_batch.labels import EMOTIONS
+from emotion_batch.store.models import Ad, Campaign, FaceRow, ImageRow, PROB_COLUMNS, Run
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2024, 5, 1, 22, 30, tzinfo=UTC)  # late in the UTC day: a later hour falls on the next day
+MODEL = "tiny@0123456789ab"
+
+
+@dataclass
+class Dataset:
+    images: list[dict] = field(default_factory=list)  # campaign, ad, image_path, status, error, faces, processed_at
+    faces: list[dict] = field(default_factory=list)  # the columns of face_results
+
+    def faces_frame(self) -> pl.DataFrame:
+        return pl.DataFrame(self.faces, schema=FACE_SCHEMA)
+
+    def images_frame(self, *, with_time: bool = False) -> pl.DataFrame:
+        schema = {**IMAGE_SCHEMA, "processed_at": FACE_SCHEMA["processed_at"]} if with_time else IMAGE_SCHEMA
+        return pl.DataFrame([{k: r[k] for k in schema} for r in self.images], schema=schema)
+
+
+def _probs(rng, top: str, confidence: float) -> dict[str, float]:
+    rest = rng.dirichlet(np.ones(len(EMOTIONS) - 1)) * (1.0 - confidence)
+    others = iter(rest)
+    values = {e: confidence if e == top else float(next(others)) for e in EMOTIONS}
+    # the top class must really be the largest
+    assert max(values, key=values.get) == top
+    return {f"p_{e}": float(v) for e, v in values.items()}
+
+
+#: (campaign, ad) -> list of images: (status, [top emotions of its faces], hours after T0)
+PLAN = {
+    ("summer", "ad_one"): [("ok", ["happy", "happy", "neutral"], 0), ("ok", ["happy"], 1), ("ok", ["sad", "happy"], 2),
+                           ("ok", ["surprise", "happy", "happy"], 26), ("no_face", [], 3), ("unreadable", [], 4),
+                           ("ok", ["happy", "fear"], 50)],
+    ("summer", "ad two"): [("ok", ["angry", "disgust"], 0), ("ok", ["neutral", "neutral", "sad"], 5),
+                           ("unsupported", [], 6), ("ok", ["fear", "angry", "sad"], 30)],
+    # a tie: two happy, two sad -> dominant goes to the earlier emotion (happy)
+    ("summer", "tie"): [("ok", ["sad", "happy"], 0), ("ok", ["happy", "sad"], 1)],
+    ("winter", "teaser"): [("ok", ["neutral", "happy", "surprise", "neutral"], 0), ("ok", ["neutral"] * 7, 24),
+                           ("ok", ["happy", "surprise"], 49)],
+    # an ad without any face: shares, means, valence and the dominant emotion are NULL
+    ("winter", "packshots"): [("no_face", [], 0), ("unreadable", [], 1)],
+    ("autumn", "only ad"): [("ok", ["happy"] * 3, 72), ("ok", ["disgust"], 73)],
+}
+
+
+def populate(session, *, seed: int = 5, plan: dict | None = None, t0: dt.datetime = T0) -> Dataset:
+    """Write campaigns, ads, one run, images and faces; return what was written."""
+    rng = np.random.default_rng(seed)
+    data = Dataset()
+    run_id = session.execute(insert(Run).values(root="/srv/campaigns", detector="blazeface", model_id=MODEL,
+                                                started_at=t0, status="ok").returning(Run.id)).scalar_one()
+    campaigns: dict[str, int] = {}
+    for (campaign, ad), images in (plan or PLAN).items():
+        if campaign not in campaigns:
+            campaigns[campaign] = session.execute(select(Campaign.id).where(Campaign.name == campaign)).scalar()
+        if campaigns[campaign] is None:
+            campaigns[campaign] = session.execute(
+                insert(Campaign).values(name=campaign, created_at=t0).returning(Campaign.id)).scalar_one()
+        ad_id = session.execute(insert(Ad).values(campaign_id=campaigns[campaign], name=ad, created_at=t0)
+                                .returning(Ad.id)).scalar_one()
+        for n, (status, tops, hours) in enumerate(images):
+            path = f"{campaign}/{ad}/img_{n:03d}.jpg"
+            when = t0 + dt.timedelta(hours=hours, minutes=n)
+            error = None if status in ("ok", "no_face") else f"{path}: cannot identify image file" + (
+                " (= not an image)" if n % 2 else "")
+            image_id = session.execute(insert(ImageRow).values(
+                ad_id=ad_id, run_id=run_id, path=path, sha256=f"{n:064x}", size_bytes=1000 + n, mtime_ns=n,
+                width=640, height=480, status=status, error=error, faces_count=len(tops), processed_at=when,
+            ).returning(ImageRow.id)).scalar_one()
+            data.images.append({"campaign": campaign, "ad": ad, "image_path": path, "status": status, "error": error,
+                                "faces": len(tops), "processed_at": when, "size_bytes": 1000 + n, "run_id": run_id})
+            rows = []
+            for k, top in enumerate(tops):
+                probs = _probs(rng, top, float(rng.choice([0.45, 0.7, 0.85, 0.95])))
+                box = {"x": 10.0 + 50 * k, "y": 20.0, "w": 40.0 + k, "h": 44.0, "detection_score": 0.9}
+                rows.append({"image_id": image_id, "face_index": k, **box, **probs, "top_emotion": top,
+                             "model_id": MODEL})
+                data.faces.append({"campaign": campaign, "ad": ad, "image_path": path, "face_index": k, **box,
+                                   "top_emotion": top, **probs, "model_id": MODEL, "processed_at": when})
+            if rows:
+                session.execute(insert(FaceRow), rows)
+    return data
+
+
+def _norm(name: str, value):
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, str) and name.endswith("_at"):  # SQLite text from a raw query
+        return _norm(name, dt.datetime.fromisoformat(value))
+    return value
+
+
+def normalized(rows) -> list[dict]:
+    """Rows (mappings or polars dicts) with engine differences removed: UTC datetimes, ISO dates, floats."""
+    return [{k: _norm(k, v) for k, v in dict(r).items()} for r in rows]
+
+
+def assert_rows_equal(actual, expected, *, keys: list[str], rel: float = 1e-9) -> None:
+    """Same columns in the same order and the same rows (compared in key order); floats equal to ``rel``."""
+    actual, expected = normalized(actual), normalized(expected)
+    assert len(actual) == len(expected), (len(actual), len(expected))
+    if not expected:
+        return
+    assert list(actual[0]) == list(expected[0])
+    order = lambda row: tuple(str(row[k]) for k in keys)  # noqa: E731
+    for a, e in zip(sorted(actual, key=order), sorted(expected, key=order)):
+        for name, want in e.items():
+            got = a[name]
+            if isinstance(want, float) or isinstance(got, float):
+                assert (got is None) == (want is None), (name, a, e)
+                if want is not None:
+                    assert abs(got - want) <= rel * max(1.0, abs(want)), (name, got, want, e)
+            else:
+                assert got == want, (name, got, want, e)
