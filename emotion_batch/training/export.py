@@ -35,8 +35,9 @@ def export_model(model, out_dir: str | Path, *, name: str, fmt: str, version: in
         module.serve = fn
         tf.saved_model.save(module, str(target), signatures={"serving_default": fn})
         return target
-    concrete = fn.get_concrete_function()
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    # from_keras_model freezes the weights into the file; from_concrete_functions([...], model) kept them as
+    # resource variables that the LiteRT interpreter read uninitialised (all-NaN outputs with TF 2.21)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if fmt == "tflite-quant":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     target = out / f"{name}{'.quant' if fmt == 'tflite-quant' else ''}.tflite"
