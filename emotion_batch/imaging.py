@@ -13,7 +13,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .exceptions import ImageError
 
@@ -94,6 +94,9 @@ def decode_image(
     """
     if not data:
         raise ImageError(f"{name}: empty file (0 bytes)", status="unreadable")
+    # WeasyPrint sets this Pillow-wide flag to True when it is imported (reports, same process), which
+    # would pad a truncated file with grey and call it readable: our policy is that it is unreadable.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

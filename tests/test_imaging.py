@@ -83,3 +83,12 @@ def test_large_image_is_reduced_for_work_and_scale_recorded():
     assert max(decoded.rgb.shape[:2]) == 1000
     assert (decoded.width, decoded.height) == (4000, 3000)
     assert decoded.scale == pytest.approx(4.0)
+
+
+def test_truncated_jpeg_is_unreadable_after_weasyprint_import():
+    import weasyprint  # noqa: F401  (sets PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True at import)
+
+    data = jpeg_bytes(synthetic_photo(np.random.default_rng(2), 320, 240, 1))
+    with pytest.raises(ImageError) as info:
+        decode_image(data[: len(data) // 2], name="cut.jpg")
+    assert info.value.status == "unreadable"
