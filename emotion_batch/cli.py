@@ -5,6 +5,7 @@ Nothing here imports TensorFlow at module level, so ``--help`` and ``--version``
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
@@ -173,6 +174,172 @@ def report(db, reports, min_faces, campaign, ad, quiet, verbose, as_json) -> Non
         click.echo(f"emotion-batch: {len(paths)} report files in {settings.reports}")
 
 
+DATASET_CHOICES = ("faces", "images", "failed-images", "ad-summary", "campaign-summary", "daily-trend")
+
+
+def _confirm_removal(what: str, removed, yes: bool) -> None:
+    if yes:
+        return
+    click.confirm(f"emotion-batch: remove {removed} ({what})?", abort=True, err=True)
+
+
+@cli.group(context_settings=CONTEXT_SETTINGS)
+def db() -> None:
+    """The database schema: its state, and upgrades through the migrations shipped in the package."""
+
+
+@db.command("status", context_settings=CONTEXT_SETTINGS)
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def db_status(db, as_json) -> None:
+    """Show the schema revision of the database and the newest one this emotion-batch knows."""
+    from .config import Settings
+    from .jobs import db_status_job
+
+    try:
+        status = db_status_job(Settings.from_options(db=db))
+    except EmotionBatchError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        click.echo(json.dumps(status, indent=2))
+        return
+    click.echo(f"emotion-batch: {status['db']}: schema revision {status['current'] or 'none'}, "
+               f"newest {status['head']} ({status['state']})")
+    if status["problem"]:
+        click.echo(status["problem"])
+
+
+@db.command("upgrade", context_settings=CONTEXT_SETTINGS)
+@db_option
+@click.option("--revision", default="head", show_default=True, help="Revision to migrate to.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary line.")
+def db_upgrade(db, revision, quiet) -> None:
+    """Bring the database schema up to date (back the database up first); an empty one gets the schema.
+
+    Holds the run lock: a running batch job makes it stop at once with a message.
+    """
+    from .config import Settings
+    from .jobs import db_upgrade_job
+    from .store.session import safe_url
+
+    settings = Settings.from_options(db=db)
+    try:
+        before, after = db_upgrade_job(settings, revision=revision)
+    except EmotionBatchError as exc:
+        raise _fail(exc) from exc
+    if not quiet:
+        change = f"already at revision {after}" if before == after else f"schema revision {before or 'none'} -> {after}"
+        click.echo(f"emotion-batch: {safe_url(settings.db)}: {change}")
+
+
+@cli.command("export-data", context_settings=CONTEXT_SETTINGS)
+@click.argument("dataset", type=click.Choice(DATASET_CHOICES))
+@click.option("-o", "--out", required=True, metavar="FILE",
+              help="File to write: .csv, .parquet or .xlsx ('-': CSV on stdout).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "xlsx"]), help="[default: from the extension of FILE]")
+@click.option("--campaign", "campaigns", multiple=True, metavar="NAME", help="Only this campaign (repeatable).")
+@click.option("--ad", "ads", multiple=True, metavar="NAME", help="Only ads of this name (repeatable).")
+@click.option("--since", metavar="DATE", help="Only images processed from this UTC date (or date-time) on.")
+@click.option("--until", metavar="DATE", help="Only images processed up to this UTC date (inclusive) or before a date-time.")
+@db_option
+@output_options
+def export_data(dataset, out, fmt, campaigns, ads, since, until, db, quiet, verbose, as_json) -> None:
+    """Write one view's rows (faces, images, failed images, the ad or campaign summary, the daily trend)
+    to CSV, Parquet or Excel, streamed in chunks.
+
+    Summaries count only the images and faces the filters select. (`emotion-batch export` exports models.)
+    """
+    _setup_logging(verbose, quiet)
+    from .config import Settings
+    from .jobs import export_job
+    from .store.queries import Filters
+
+    counter = {"rows": 0}
+    live = not quiet and not as_json and out != "-" and sys.stderr.isatty()
+
+    def progress(n: int) -> None:
+        counter["rows"] += n
+        if live:
+            click.echo(f"\r{counter['rows']:,} rows", nl=False, err=True)
+
+    try:
+        filters = Filters.from_options(campaigns=campaigns, ads=ads, since=since, until=until)
+        result = export_job(Settings.from_options(db=db), dataset, out, fmt=fmt, filters=filters, progress=progress)
+    except EmotionBatchError as exc:
+        raise _fail(exc) from exc
+    finally:
+        if live and counter["rows"]:
+            click.echo("", err=True)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2), err=out == "-")
+    elif not quiet:
+        sheets = f" on {result.sheets} worksheets" if result.sheets > 1 else ""
+        click.echo(f"emotion-batch: {result.rows} {dataset} rows in {result.path} ({result.format}{sheets})",
+                   err=out == "-")
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--older-than", required=True, metavar="AGE",
+              help="Remove results processed longer ago than this: 90d, 12w or 36h.")
+@db_option
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (cron).")
+@output_options
+def prune(older_than, db, dry_run, yes, quiet, verbose, as_json) -> None:
+    """Remove old results in one transaction: faces and images processed before the cutoff, then ads,
+    campaigns and runs rows left empty. Image files are never touched."""
+    _setup_logging(verbose, quiet)
+    from .config import Settings
+    from .jobs import prune_job
+
+    settings = Settings.from_options(db=db)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    try:
+        removed, cutoff = prune_job(settings, older_than, dry_run=True, now=now)
+        if not dry_run:
+            _confirm_removal(f"processed before {cutoff:%Y-%m-%d %H:%M} UTC", removed, yes)
+            removed, cutoff = prune_job(settings, older_than, now=now)
+    except EmotionBatchError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        click.echo(json.dumps({"dry_run": dry_run, "cutoff": cutoff.isoformat(), "removed": removed.as_dict()}, indent=2))
+    elif not quiet:
+        verb = "would remove" if dry_run else "removed"
+        click.echo(f"emotion-batch: {verb} {removed} (processed before {cutoff.isoformat()})")
+
+
+@cli.command("delete", context_settings=CONTEXT_SETTINGS)
+@click.option("--campaign", metavar="NAME", help="Erase this campaign, its ads, images and faces.")
+@click.option("--ad", metavar="NAME", help="Erase this ad only (with --campaign when the name is in several).")
+@db_option
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@output_options
+def delete_command(campaign, ad, db, dry_run, yes, quiet, verbose, as_json) -> None:
+    """Erase every database row of a campaign (or of one ad) in one transaction. Image files are never touched:
+    move them out of ROOT too, or the next run stores them again."""
+    _setup_logging(verbose, quiet)
+    if campaign is None and ad is None:
+        raise click.UsageError("Give --campaign NAME, --ad NAME, or both.")
+    from .config import Settings
+    from .jobs import delete_job
+
+    settings = Settings.from_options(db=db)
+    target = " / ".join(x for x in (campaign, ad) if x is not None)
+    try:
+        removed = delete_job(settings, campaign=campaign, ad=ad, dry_run=True)
+        if not dry_run:
+            _confirm_removal(target, removed, yes)
+            removed = delete_job(settings, campaign=campaign, ad=ad)
+    except EmotionBatchError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        click.echo(json.dumps({"dry_run": dry_run, "campaign": campaign, "ad": ad, "removed": removed.as_dict()}, indent=2))
+    elif not quiet:
+        verb = "would remove" if dry_run else "removed"
+        click.echo(f"emotion-batch: {verb} {removed} of {target}; image files are untouched")
+
+
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("dest", type=click.Path(file_okay=False, path_type=str))
 @click.option("--seed", type=int, default=7, show_default=True)
@@ -317,3 +484,56 @@ def evaluate(model, model_sha256, data, split, labels, flip_tta, out_dir) -> Non
     click.echo(f"emotion-batch: {clf.model_id} on {len(faces)} faces: accuracy {report['accuracy']:.4f}, "
                f"macro-F1 {report['macro_f1']:.4f}, macro AUC {report['macro_auc']:.4f}; recall: {recalls}")
     click.echo(f"emotion-batch: report in {paths[2]}")
+
+
+@cli.command("serve", context_settings=CONTEXT_SETTINGS)
+@model_options
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 in a container).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--db", "db", metavar="URL", envvar="EMOTION_BATCH_DB", show_envvar=True,
+              help="Store results of requests that name a campaign and an ad in this database (the batch job's)  "
+                   "[default: store nothing]")
+@click.option("--detector", type=click.Choice(DETECTOR_CHOICES), default="blazeface", show_default=True,
+              help="Face detector; 'none' treats every image as one face crop.")
+@click.option("--min-score", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Detection threshold  [default: the detector's own]")
+@click.option("--detectors", "detector_count", type=click.IntRange(min=1),
+              help="Detector instances working in parallel  [default: one per core]")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0.01), default=20.0, show_default=True,
+              help="Largest image file accepted (413 above).")
+@click.option("--max-request-mb", type=click.FloatRange(min=0.01), default=64.0, show_default=True,
+              help="Largest request body (all files of a batch together; 413 above).")
+@click.option("--max-files", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Most images in one /v1/predict/batch request.")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=50_000_000, show_default=True,
+              help="Refuse images with more pixels (decompression bombs).")
+@click.option("--batch-wait-ms", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="How long a request waits for others to share its model call.")
+@click.option("--max-batch", type=click.IntRange(min=1), default=256, show_default=True, help="Most faces per model call.")
+@click.option("--no-batching", is_flag=True, help="One model call per request (no micro-batching).")
+@click.option("-v", "--verbose", count=True, help="More log lines (-vv for debug).")
+def serve_command(model, model_sha256, host, port, db, detector, min_score, detector_count, max_upload_mb,
+                  max_request_mb, max_files, max_pixels, batch_wait_ms, max_batch, no_batching, verbose) -> None:
+    """Serve the upload page and the JSON API (needs the 'api' extra: pip install 'emotion-batch[api]')."""
+    _setup_logging(max(verbose, 1), False)
+    try:
+        from .serve import ServeSettings, serve
+    except ImportError as exc:
+        raise click.ClickException(f"emotion-batch serve needs the api extra ({exc}); "
+                                   "pip install 'emotion-batch[api]'") from exc
+    _quiet_tensorflow(verbose)
+    from .classifier import Classifier
+    from .faces import build_detector
+
+    settings = ServeSettings(max_image_bytes=int(max_upload_mb * 2**20), max_request_bytes=int(max_request_mb * 2**20),
+                             max_files=max_files, max_pixels=max_pixels, batching=not no_batching,
+                             batch_wait_ms=batch_wait_ms, max_batch=max_batch, db=db or None)
+    try:
+        settings.validate()
+        clf = Classifier.load(model, sha256=model_sha256, batch_size=max_batch)
+        dets = [build_detector(detector, min_score=min_score) for _ in range(detector_count or os.cpu_count() or 1)]
+        click.echo(f"emotion-batch: serving {clf.model_id} ({clf.device}, {len(dets)} x {detector} detector) "
+                   f"on http://{host}:{port}/", err=True)
+        serve(clf, dets, settings, host=host, port=port, log_level="debug" if verbose > 1 else "info")
+    except EmotionBatchError as exc:
+        raise _fail(exc) from exc

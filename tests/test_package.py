@@ -24,9 +24,14 @@ def test_non_editable_install_carries_templates_models_and_sql(tmp_path):
         "from emotion_batch.assets import asset_dir\n"
         "from emotion_batch.classifier import resolve_model, sha256_file\n"
         "from emotion_batch.store.session import view_statements\n"
+        "from emotion_batch.store.schema import schema_status\n"
+        "from emotion_batch.store.session import init_db, make_engine\n"
         "info = resolve_model(None)\n"
+        "engine = make_engine('sqlite:///fresh.sqlite'); init_db(engine)\n"
         "print(json.dumps({'pkg': emotion_batch.__file__, 'templates': sorted(p.name for p in asset_dir('templates').iterdir()),"
-        " 'model': str(info.path), 'hash_ok': sha256_file(info.path) == info.sha256, 'views': len(view_statements())}))\n"
+        " 'model': str(info.path), 'hash_ok': sha256_file(info.path) == info.sha256, 'views': len(view_statements()),"
+        " 'pg_views': len(view_statements('postgresql')), 'queries': sorted(p.name for p in (asset_dir('sql') / 'queries').iterdir()),"
+        " 'schema': schema_status(engine).as_dict()}))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
@@ -36,4 +41,11 @@ def test_non_editable_install_carries_templates_models_and_sql(tmp_path):
     assert found["model"].startswith(str(target / "emotion_batch" / "_assets" / "models"))
     assert found["hash_ok"] is True
     assert "ad_report.html" in found["templates"]
-    assert found["views"] == 4  # DROP + CREATE for face_results and image_results
+    # DROP + CREATE per view: the two stable views and the analyst views; the daily trend per dialect
+    from emotion_batch.store.session import view_statements
+
+    assert found["views"] == len(view_statements()) >= 10
+    assert found["pg_views"] == len(view_statements("postgresql")) == found["views"] + 2
+    assert "ad_summary.sql" in found["queries"]
+    # the Alembic migrations ship inside the package and run without an alembic.ini
+    assert found["schema"]["state"] == "current" and found["schema"]["current"] == found["schema"]["head"]
