@@ -232,7 +232,7 @@ def db_upgrade(db, revision, quiet) -> None:
         click.echo(f"emotion-batch: {safe_url(settings.db)}: {change}")
 
 
-@cli.command("export-data", context_settings=CONTEXT_SETTINGS)
+@cli.command("export", context_settings=CONTEXT_SETTINGS)
 @click.argument("dataset", type=click.Choice(DATASET_CHOICES))
 @click.option("-o", "--out", required=True, metavar="FILE",
               help="File to write: .csv, .parquet or .xlsx ('-': CSV on stdout).")
@@ -247,7 +247,7 @@ def export_data(dataset, out, fmt, campaigns, ads, since, until, db, quiet, verb
     """Write one view's rows (faces, images, failed images, the ad or campaign summary, the daily trend)
     to CSV, Parquet or Excel, streamed in chunks.
 
-    Summaries count only the images and faces the filters select. (`emotion-batch export` exports models.)
+    Summaries count only the images and faces the filters select. (`emotion-batch export-model` exports models.)
     """
     _setup_logging(verbose, quiet)
     from .config import Settings
@@ -434,14 +434,14 @@ def models(runs_dir, top, as_json) -> None:
         click.echo(f"{rank:>4}  {r['best_val_accuracy']:>7.4f}  {r['best_epoch']:>4}/{r['epochs']:<4}  {r['run']}{flag}")
 
 
-@cli.command(context_settings=CONTEXT_SETTINGS)
+@cli.command("export-model", context_settings=CONTEXT_SETTINGS)
 @model_options
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--format", "fmt", type=click.Choice(["savedmodel", "tflite", "tflite-quant"]), multiple=True,
               default=["savedmodel", "tflite", "tflite-quant"], show_default=True)
 @click.option("--version", "version", type=click.IntRange(min=1), default=1, show_default=True,
               help="SavedModel version folder (TF Serving).")
-def export(model, model_sha256, out_dir, fmt, version) -> None:
+def export_model_command(model, model_sha256, out_dir, fmt, version) -> None:
     """Export a model for TensorFlow Serving (SavedModel) and TFLite (float and quantized)."""
     _quiet_tensorflow()
     from .classifier import Classifier

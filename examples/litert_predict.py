@@ -1,6 +1,6 @@
 """Classify the faces in one photo with a TFLite export, through the LiteRT interpreter (no TensorFlow).
 
-    emotion-batch export --out export --format tflite          # writes export/<name>.tflite
+    emotion-batch export-model --out export --format tflite          # writes export/<name>.tflite
     python examples/litert_predict.py export/<name>.tflite photo.jpg
 
 Faces are found and cropped with emotion_batch's own detector and preprocessing (the one function the

@@ -1,6 +1,6 @@
-"""Send the faces of one photo to TensorFlow Serving's REST API (the SavedModel from `emotion-batch export`).
+"""Send the faces of one photo to TensorFlow Serving's REST API (the SavedModel from `emotion-batch export-model`).
 
-    emotion-batch export --out export --format savedmodel      # writes export/<name>/1/
+    emotion-batch export-model --out export --format savedmodel      # writes export/<name>/1/
     docker run --rm -p 8501:8501 -v "$PWD/export/<name>:/models/<name>" -e MODEL_NAME=<name> tensorflow/serving
     python examples/tf_serving_request.py photo.jpg --model <name>
     python examples/tf_serving_request.py photo.jpg --print-body > body.json   # the JSON only, for curl

@@ -1,4 +1,4 @@
-"""`emotion-batch export-data`: CSV, Parquet and Excel files with the rows of the views, filtered and streamed."""
+"""`emotion-batch export`: CSV, Parquet and Excel files with the rows of the views, filtered and streamed."""
 
 from __future__ import annotations
 
@@ -242,23 +242,23 @@ def test_export_data_cli(filled, tmp_path):
     _, url = filled
     runner = CliRunner()
     out = tmp_path / "ads.xlsx"
-    result = runner.invoke(cli, ["export-data", "ad-summary", "-o", str(out), "--db", url, "--campaign", "summer",
+    result = runner.invoke(cli, ["export", "ad-summary", "-o", str(out), "--db", url, "--campaign", "summer",
                                  "--json"])
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
     assert info["rows"] == 3 and info["format"] == "xlsx" and "valence" in info["columns"] and out.is_file()
-    stdout = runner.invoke(cli, ["export-data", "failed-images", "-o", "-", "--db", url, "-q"])
+    stdout = runner.invoke(cli, ["export", "failed-images", "-o", "-", "--db", url, "-q"])
     assert stdout.exit_code == 0 and stdout.output.splitlines()[0].startswith("campaign,ad,image_path,status,error")
     assert len(stdout.output.splitlines()) == 1 + 3
-    bad = runner.invoke(cli, ["export-data", "faces", "-o", str(tmp_path / "f.txt"), "--db", url])
+    bad = runner.invoke(cli, ["export", "faces", "-o", str(tmp_path / "f.txt"), "--db", url])
     assert bad.exit_code == 1 and "out must end in one of" in bad.output
-    empty = runner.invoke(cli, ["export-data", "faces", "-o", str(tmp_path / "f.csv"), "--db",
+    empty = runner.invoke(cli, ["export", "faces", "-o", str(tmp_path / "f.csv"), "--db",
                                 f"sqlite:///{tmp_path / 'none.sqlite'}"])
     assert empty.exit_code == 1 and "emotion-batch run ROOT" in empty.output
 
 
-def test_model_export_command_is_unchanged():
-    result = CliRunner().invoke(cli, ["export", "--help"])
+def test_model_export_and_data_export_are_separate_commands():
+    result = CliRunner().invoke(cli, ["export-model", "--help"])
     assert result.exit_code == 0 and "--out" in result.output and "TFLite" in result.output
-    data = CliRunner().invoke(cli, ["export-data", "--help"])
+    data = CliRunner().invoke(cli, ["export", "--help"])
     assert data.exit_code == 0 and "Parquet" in data.output and "--since" in data.output

@@ -1,4 +1,4 @@
-"""The analyst views as SQLAlchemy selects with filters: what ``emotion-batch export-data`` streams.
+"""The analyst views as SQLAlchemy selects with filters: what ``emotion-batch export`` streams.
 
 Each select returns the columns of its view in ``sql/views*.sql``, in the same order, computed from the
 tables so that the filters (campaigns, ads, a UTC time range on ``images.processed_at``) apply before
@@ -22,7 +22,7 @@ from ..exceptions import ConfigError
 from ..labels import EMOTIONS
 from .models import Ad, Campaign, FaceRow, ImageRow, PROB_COLUMNS
 
-#: What ``export-data`` can write, each the rows of one view.
+#: What ``export`` can write, each the rows of one view.
 DATASETS = ("faces", "images", "failed-images", "ad-summary", "campaign-summary", "daily-trend")
 #: Emotions counted as positive and negative in valence (the same as ``aggregate.VALENCE_*``).
 POSITIVE = ("happy",)
