@@ -79,6 +79,27 @@ def resolve_model(model: str | None = None, *, sha256: str | None = None) -> Mod
     return ModelInfo(name=path.stem, path=path, sha256=sha256, size=0, channels=0)
 
 
+def verify_model(model: str | None = None, *, sha256: str | None = None) -> tuple[ModelInfo, str]:
+    """Find a model as ``resolve_model`` does and check its file against the recorded sha256.
+
+    Returns:
+        ``(info, actual_sha256)``; the model id written with every face is ``f"{info.name}@{actual[:12]}"``.
+
+    Raises:
+        ModelError: the file is missing or its hash differs from the recorded one.
+    """
+    info = resolve_model(model, sha256=sha256)
+    if not info.path.is_file():
+        raise ModelError(f"Model file is missing. Received: path={str(info.path)!r}")
+    actual = sha256_file(info.path)
+    if info.sha256 is not None and actual != info.sha256:
+        raise ModelError(
+            f"Model file does not match its recorded sha256 (corrupt or replaced). "
+            f"Received: path={str(info.path)!r}, sha256={actual}, expected={info.sha256}"
+        )
+    return info, actual
+
+
 class Classifier:
     """Predicts the seven class probabilities of batches of face tensors.
 
@@ -111,15 +132,7 @@ class Classifier:
     def load(cls, model: str | None = None, *, sha256: str | None = None, batch_size: int = 256) -> "Classifier":
         """Load a bundled model by name (default: the manifest's default) or a ``.keras`` file by path,
         after checking the file's sha256 against the recorded one."""
-        info = resolve_model(model, sha256=sha256)
-        if not info.path.is_file():
-            raise ModelError(f"Model file is missing. Received: path={str(info.path)!r}")
-        actual = sha256_file(info.path)
-        if info.sha256 is not None and actual != info.sha256:
-            raise ModelError(
-                f"Model file does not match its recorded sha256 (corrupt or replaced). "
-                f"Received: path={str(info.path)!r}, sha256={actual}, expected={info.sha256}"
-            )
+        info, actual = verify_model(model, sha256=sha256)
         import keras
         import tensorflow as tf
 

@@ -95,14 +95,20 @@ def cli() -> None:
 @click.option("--min-score", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Detection threshold  [default: the detector's own]")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True, help="Faces per model call.")
-@click.option("--workers", type=click.IntRange(min=0), help="Decode/detect processes  [default: one per core; 0: none]")
+@click.option("--workers", type=click.IntRange(min=0), help="Decode/detect processes (Ray actors with --engine ray)  [default: one per core; 0: none]")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=120_000_000, show_default=True,
               help="Refuse larger images as 'unsupported' (decompression bombs).")
 @click.option("--reprocess", is_flag=True, help="Process every image again, changed or not.")
 @click.option("--no-reports", is_flag=True, help="Store results only; render no reports.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: worker processes here; ray: Ray Data actors (pip install 'emotion-batch[ray]').")
+@click.option("--ray-address", metavar="ADDRESS",
+              help="With --engine ray: 'auto' or ray://HOST:10001 for a cluster  [default: a local Ray]")
+@click.option("--ray-gpus", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="With --engine ray: GPUs per actor (0.25: four actors share a GPU).")
 @output_options
 def run(root, db, reports, min_faces, model, model_sha256, detector, min_score, batch_size, workers, max_pixels,
-        reprocess, no_reports, quiet, verbose, as_json) -> None:
+        reprocess, no_reports, engine, ray_address, ray_gpus, quiet, verbose, as_json) -> None:
     """Find faces in new images under ROOT, classify them, store the results and render reports."""
     _setup_logging(verbose, quiet)
     _quiet_tensorflow(verbose)
@@ -112,7 +118,8 @@ def run(root, db, reports, min_faces, model, model_sha256, detector, min_score, 
 
     settings = Settings.from_options(db=db, reports=reports, min_faces=min_faces, model=model, model_sha256=model_sha256)
     options = RunOptions(root=root, detector=detector, batch_size=batch_size, workers=workers, reprocess=reprocess,
-                         min_score=min_score, max_pixels=max_pixels)
+                         min_score=min_score, max_pixels=max_pixels, engine=engine, ray_address=ray_address,
+                         ray_gpus=ray_gpus)
     show_bar = not quiet and not as_json and sys.stderr.isatty()
     bar = None
 

@@ -34,6 +34,10 @@ class SchemaError(DatabaseError):
     """The database schema is older (or newer) than this emotion-batch expects; the message says what to run."""
 
 
+class EngineError(EmotionBatchError):
+    """A distributed engine (Ray) is not installed, cannot be reached, or failed during a run."""
+
+
 class ImageError(EmotionBatchError):
     """One image could not be read; recorded on the image row, never fatal for a batch."""
 

@@ -120,7 +120,10 @@ def decode_image(
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"{name}: {exc}", status="unsupported") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+    except UnidentifiedImageError as exc:  # its text names an in-memory buffer's address: say it once, stably
+        raise ImageError(f"{name}: not a readable image (UnidentifiedImageError: no known image format)",
+                         status="unreadable") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{name}: not a readable image ({type(exc).__name__}: {exc})", status="unreadable") from exc
     try:
         rgb = to_rgb(rgb_image)

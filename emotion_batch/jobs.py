@@ -27,6 +27,7 @@ def run_job(settings: Settings, options: RunOptions, *, progress: Callable[[int]
         progress: called with the number of files handled since its last call.
         on_total: called once with the number of candidate image files (for a progress bar).
         classifier: a ready ``Classifier`` (tests pass a tiny one); loaded from ``settings`` when None.
+            The Ray engine (``options.engine="ray"``) ignores it: its actors load ``settings.model``.
         render: render the reports of the ads with new results.
     """
     from .classifier import Classifier
@@ -34,12 +35,21 @@ def run_job(settings: Settings, options: RunOptions, *, progress: Callable[[int]
     options.validate()
     if on_total is not None:
         on_total(count_candidates(options.root))
-    if classifier is None:
+    model = None
+    if options.engine == "ray":
+        from .engines.ray_engine import ModelRef, run_batch_ray
+
+        model = ModelRef.resolve(settings.model, sha256=settings.model_sha256, batch_size=options.batch_size,
+                                 gpus=options.ray_gpus)
+    elif classifier is None:
         classifier = Classifier.load(settings.model, sha256=settings.model_sha256, batch_size=options.batch_size)
     engine = make_engine(settings.db)
     try:
         factory = sessionmaker(bind=engine, expire_on_commit=False)
-        summary = run_batch(factory, classifier, options, progress=progress)
+        if model is not None:
+            summary = run_batch_ray(factory, model, options, progress=progress)
+        else:
+            summary = run_batch(factory, classifier, options, progress=progress)
         paths: list[Path] = []
         if render and summary.ads_with_new_results:
             paths = render_reports(factory, settings, ads=summary.ads_with_new_results)

@@ -16,9 +16,10 @@ import signal
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from sqlalchemy import update
@@ -36,6 +37,9 @@ from .store.session import init_db, run_lock, safe_url
 
 log = logging.getLogger(__name__)
 
+#: The runners of ``RunOptions.engine``: worker processes here, or Ray Data actors on a cluster.
+ENGINES = ("local", "ray")
+
 
 @dataclass
 class RunOptions:
@@ -51,6 +55,9 @@ class RunOptions:
     work_side: int = DEFAULT_WORK_SIDE
     margin: float = DEFAULT_MARGIN
     min_score: float | None = None
+    engine: str = "local"  # local: worker processes on this machine; ray: Ray Data actors (engines/ray_engine.py)
+    ray_address: str | None = None  # with engine="ray": "auto", "ray://host:10001", or None for a local Ray
+    ray_gpus: float = 0.0  # with engine="ray": GPUs per actor (0: CPU actors)
 
     def validate(self) -> None:
         if self.detector not in DETECTORS:
@@ -61,6 +68,12 @@ class RunOptions:
             raise ConfigError(f"workers must be 0 or more. Received: workers={self.workers!r}")
         if self.chunk_images < 1:
             raise ConfigError(f"chunk_images must be positive. Received: chunk_images={self.chunk_images!r}")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {list(ENGINES)}. Received: engine={self.engine!r}")
+        if self.engine != "ray" and (self.ray_address is not None or self.ray_gpus):
+            raise ConfigError(f"ray_address and ray_gpus need engine='ray'. Received: engine={self.engine!r}")
+        if self.ray_gpus < 0:
+            raise ConfigError(f"ray_gpus must be 0 or more. Received: ray_gpus={self.ray_gpus!r}")
 
 
 @dataclass
@@ -121,49 +134,85 @@ class Outcome:
     captured_at: object = None
     boxes: list[tuple[float, float, float, float, float]] = field(default_factory=list)
     tensors: np.ndarray | None = None
+    probs: np.ndarray | None = None  # (faces, 7), once classified (``classify_outcomes``)
 
 
 # ---- the worker side -------------------------------------------------------------------------------
+
+
+class Analyser:
+    """Reads, hashes, decodes, detects and crops images; builds its detector once.
+
+    One lives in each worker process of the local engine and in each Ray actor.
+
+    Args:
+        options: the run's options (detector, limits, margin, reprocess).
+        size: side of the classifier's square input.
+        channels: channels of the classifier's input (1 or 3).
+    """
+
+    def __init__(self, options: RunOptions, size: int, channels: int) -> None:
+        self.options = options
+        self.size = size
+        self.channels = channels
+        self.detector = build_detector(options.detector, min_score=options.min_score)
+
+    def __call__(self, task: Task) -> Outcome:
+        """The outcome of one image: its faces as model tensors, or why there are none."""
+        options = self.options
+        cand = task.candidate
+        path = Path(task.root) / cand.path
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            return Outcome(task, None, "unreadable", f"{cand.path}: cannot read file ({exc.strerror or exc})")
+        sha = hashlib.sha256(data).hexdigest()
+        if task.known_sha256 == sha and not options.reprocess:
+            return Outcome(task, sha, "same_content")
+        try:
+            decoded = decode_image(data, name=cand.path, max_pixels=options.max_pixels, work_side=options.work_side)
+            del data
+            faces = self.detector.detect(decoded.rgb)
+            boxes = [(f.x * decoded.scale, f.y * decoded.scale, f.w * decoded.scale, f.h * decoded.scale, f.score)
+                     for f in faces]
+            tensors = np.empty((len(faces), self.size, self.size, self.channels), dtype=np.uint8)
+            whole = options.detector == "none"  # pre-cropped faces: no margin, exactly what training saw
+            for i, f in enumerate(faces):
+                tensors[i] = face_to_tensor(decoded.rgb, None if whole else f.box, size=self.size,
+                                            channels=self.channels, margin=options.margin)
+        except ImageError as exc:
+            return Outcome(task, sha, exc.status, str(exc))
+        except Exception as exc:  # one bad image must never end the batch; the row records what happened
+            log.exception("unexpected error on %s", cand.path)
+            return Outcome(task, sha, "unreadable", f"{cand.path}: unexpected {type(exc).__name__}: {exc}")
+        status = "ok" if boxes else "no_face"
+        return Outcome(task, sha, status, None if boxes else f"{cand.path}: no face found",
+                       decoded.width, decoded.height, decoded.captured_at, boxes, tensors)
+
 
 _WORKER: dict = {}
 
 
 def _init_worker(options: RunOptions, size: int, channels: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends the pool
-    _WORKER.update(options=options, size=size, channels=channels,
-                   detector=build_detector(options.detector, min_score=options.min_score))
+    _WORKER["analyser"] = Analyser(options, size, channels)
 
 
 def analyse(task: Task) -> Outcome:
     """Read, hash, decode, detect and crop one image (in a worker, or in-process with ``workers=0``)."""
-    options: RunOptions = _WORKER["options"]
-    cand = task.candidate
-    path = Path(task.root) / cand.path
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return Outcome(task, None, "unreadable", f"{cand.path}: cannot read file ({exc.strerror or exc})")
-    sha = hashlib.sha256(data).hexdigest()
-    if task.known_sha256 == sha and not options.reprocess:
-        return Outcome(task, sha, "same_content")
-    try:
-        decoded = decode_image(data, name=cand.path, max_pixels=options.max_pixels, work_side=options.work_side)
-        del data
-        faces = _WORKER["detector"].detect(decoded.rgb)
-        boxes = [(f.x * decoded.scale, f.y * decoded.scale, f.w * decoded.scale, f.h * decoded.scale, f.score) for f in faces]
-        tensors = np.empty((len(faces), _WORKER["size"], _WORKER["size"], _WORKER["channels"]), dtype=np.uint8)
-        whole = options.detector == "none"  # pre-cropped faces: no margin, exactly what training saw
-        for i, f in enumerate(faces):
-            tensors[i] = face_to_tensor(decoded.rgb, None if whole else f.box, size=_WORKER["size"],
-                                        channels=_WORKER["channels"], margin=options.margin)
-    except ImageError as exc:
-        return Outcome(task, sha, exc.status, str(exc))
-    except Exception as exc:  # one bad image must never end the batch; the row records what happened
-        log.exception("unexpected error on %s", cand.path)
-        return Outcome(task, sha, "unreadable", f"{cand.path}: unexpected {type(exc).__name__}: {exc}")
-    status = "ok" if boxes else "no_face"
-    return Outcome(task, sha, status, None if boxes else f"{cand.path}: no face found",
-                   decoded.width, decoded.height, decoded.captured_at, boxes, tensors)
+    return _WORKER["analyser"](task)
+
+
+class Executor(Protocol):
+    """Turns tasks into outcomes: the local worker pool, or an engine's (``engines/``).
+
+    ``map`` may yield outcomes in any order and may classify them already (``Outcome.probs`` set);
+    ``close`` ends its workers (``terminate=True`` after an error or Ctrl-C).
+    """
+
+    def map(self, tasks: Iterator[Task]) -> Iterator[Outcome]: ...
+
+    def close(self, *, terminate: bool = False) -> None: ...
 
 
 class _Executor:
@@ -217,6 +266,7 @@ def run_batch(
     options: RunOptions,
     *,
     progress: Callable[[int], None] | None = None,
+    executor: Callable[[], Executor] | None = None,
 ) -> RunSummary:
     """Process every new or changed image under ``options.root`` and store the results.
 
@@ -225,6 +275,11 @@ def run_batch(
     records a ``runs`` row, and commits every ``chunk_images`` images (each image with all its faces,
     atomically), so an interrupted run loses at most one uncommitted chunk and the next run finishes the rest.
     ``progress`` is called with the number of files handled since the last call.
+
+    ``executor`` builds what turns tasks into outcomes (default: the local worker processes of
+    ``options.workers``); the Ray engine passes its own and a ``classifier`` that only names the model,
+    since its actors classify. Discovery, the incremental skip, the lock, the runs row and every write
+    stay here, whatever the executor.
     """
     options.validate()
     engine = session_factory.kw["bind"]
@@ -239,18 +294,18 @@ def run_batch(
             session.add(run)
             session.flush()
             summary.run_id = run.id
-        executor = _Executor(options, classifier.size, classifier.channels)
+        runner = executor() if executor is not None else _Executor(options, classifier.size, classifier.channels)
         try:
-            _process(session_factory, classifier, options, executor, summary, progress)
+            _process(session_factory, classifier, options, runner, summary, progress)
         except KeyboardInterrupt:
-            executor.close(terminate=True)
+            runner.close(terminate=True)
             _finish_run(session_factory, summary, "interrupted", "interrupted by the user", started)
             raise
         except BaseException as exc:
-            executor.close(terminate=True)
+            runner.close(terminate=True)
             _finish_run(session_factory, summary, "failed", f"{type(exc).__name__}: {exc}", started)
             raise
-        executor.close()
+        runner.close()
         _finish_run(session_factory, summary, "ok", None, started)
     return summary
 
@@ -291,7 +346,7 @@ def _tasks(session_factory, options: RunOptions, summary: RunSummary, stats: Wal
             progress(skipped)
 
 
-def _process(session_factory, classifier, options, executor: _Executor, summary: RunSummary, progress) -> None:
+def _process(session_factory, classifier, options, executor: Executor, summary: RunSummary, progress) -> None:
     stats = WalkStats()
     touched: list[tuple[int, int, int]] = []
     pending: list[Outcome] = []
@@ -337,19 +392,28 @@ def _process(session_factory, classifier, options, executor: _Executor, summary:
     summary.ads_with_new_results = list(new_ads)
 
 
+def classify_outcomes(classifier, outcomes: Iterable[Outcome]) -> None:
+    """Set ``probs`` on every outcome with faces and no probabilities yet, in one batched ``predict``
+    call, and drop its tensors."""
+    todo = [o for o in outcomes if o.probs is None and o.tensors is not None and len(o.tensors)]
+    if not todo:
+        return
+    probs = classifier.predict(np.concatenate([o.tensors for o in todo]))
+    offset = 0
+    for o in todo:
+        o.probs = probs[offset : offset + len(o.tensors)]
+        offset += len(o.tensors)
+        o.tensors = None
+
+
 def _classify(classifier, outcomes: list[Outcome]) -> list[ImageRecord]:
-    with_faces = [o for o in outcomes if o.tensors is not None and len(o.tensors)]
-    probs = classifier.predict(np.concatenate([o.tensors for o in with_faces])) if with_faces else None
-    records, offset = [], 0
+    classify_outcomes(classifier, outcomes)
+    records = []
     for o in outcomes:
         c = o.task.candidate
-        p = None
-        if o.tensors is not None and len(o.tensors):
-            p = probs[offset : offset + len(o.tensors)]
-            offset += len(o.tensors)
         records.append(ImageRecord(
             ad_id=o.task.ad_id, path=c.path, size_bytes=c.size, mtime_ns=c.mtime_ns, sha256=o.sha256,
             status=o.status, error=o.error, width=o.width, height=o.height, captured_at=o.captured_at,
-            faces=o.boxes, probs=p, existing_id=o.task.existing_id,
+            faces=o.boxes, probs=o.probs if o.boxes else None, existing_id=o.task.existing_id,
         ))
     return records

@@ -1,0 +1,205 @@
+"""The batch job on Ray Data: the same stages as the local engine, run by actors on one machine or a cluster.
+
+The driver (this process) does what the local engine's main process does: discovery and the incremental
+skip (size + mtime, then sha256), the run lock, the ``runs`` row and every database write, all through
+``pipeline.run_batch``. Only the middle of the journey moves: a Ray Dataset of the new files' tasks goes
+through ``map_batches`` with a stateful actor class that builds its detector (``pipeline.Analyser``) and
+loads the classifier once, from the model file's path checked against its sha256, then reads, decodes,
+detects, crops and classifies a batch of images in one ``predict`` call. Outcomes stream back to the
+driver, which writes them in chunks with the same repository functions, so both engines give the same
+rows and statuses for the same inputs.
+
+Every node must see ROOT and the model file at the same paths (a shared file system, or the same
+container image for the bundled model) and run the same emotion-batch version.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..classifier import verify_model
+from ..exceptions import ConfigError, EngineError
+from ..pipeline import Analyser, Outcome, RunOptions, RunSummary, Task, classify_outcomes, run_batch
+
+log = logging.getLogger(__name__)
+
+#: Environment of the Ray workers this engine starts: TensorFlow's C++ start-up lines muted.
+WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def _import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise EngineError("engine='ray' needs Ray Data: pip install 'emotion-batch[ray]'. "
+                          f"Received: import error {exc}") from exc
+    return ray
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """The classifier as the driver names it and every actor loads it: a file path and its sha256.
+
+    The Keras object itself never travels; each actor loads the file once and checks its hash, so a node
+    with a different file fails loudly instead of writing other numbers under the same model id.
+
+    Attributes:
+        path: absolute path of the ``.keras`` file (the same on every node).
+        sha256: its expected sha256.
+        model_id: the id written with every face, as ``Classifier.load`` makes it.
+        batch_size: faces per model call in the actors.
+        device: what the run summary reports (``ray:CPU`` or ``ray:GPU``).
+    """
+
+    path: str
+    sha256: str
+    model_id: str
+    batch_size: int = 256
+    device: str = "ray:CPU"
+
+    @classmethod
+    def resolve(cls, model: str | None = None, *, sha256: str | None = None, batch_size: int = 256,
+                gpus: float = 0.0) -> "ModelRef":
+        """Find and hash-check a bundled model by name (default: the manifest's default) or a file by path.
+
+        Raises:
+            ModelError: the file is missing or does not match its recorded sha256.
+        """
+        info, actual = verify_model(model, sha256=sha256)
+        return cls(path=str(info.path.resolve()), sha256=actual, model_id=f"{info.name}@{actual[:12]}",
+                   batch_size=batch_size, device="ray:GPU" if gpus > 0 else "ray:CPU")
+
+    def load(self):
+        """The ``Classifier`` of this file (in an actor), after checking the file's sha256."""
+        from ..classifier import Classifier
+
+        return Classifier.load(self.path, sha256=self.sha256, batch_size=self.batch_size)
+
+
+class _Predictor:
+    """A Ray Data actor: one detector and one classifier, loaded once, over batches of pickled tasks."""
+
+    def __init__(self, options: RunOptions, model: ModelRef) -> None:
+        self.classifier = model.load()
+        self.analyser = Analyser(options, self.classifier.size, self.classifier.channels)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outcomes = [self.analyser(pickle.loads(blob)) for blob in batch["task"]]
+        classify_outcomes(self.classifier, outcomes)  # one predict call for every face of the batch
+        blobs = np.empty(len(outcomes), dtype=object)
+        blobs[:] = [pickle.dumps(o, protocol=pickle.HIGHEST_PROTOCOL) for o in outcomes]
+        return {"outcome": blobs}
+
+
+class RayExecutor:
+    """Turns tasks into classified outcomes with a pool of ``_Predictor`` actors (``pipeline.Executor``).
+
+    Args:
+        options: the run's options; ``workers`` is the number of actors (default: one per CPU of the
+            cluster, or per GPU share with ``ray_gpus``), ``chunk_images`` and ``batch_size`` bound the
+            images per actor call.
+        model: the classifier's file and hash.
+    """
+
+    def __init__(self, options: RunOptions, model: ModelRef) -> None:
+        if options.workers == 0:
+            raise ConfigError("workers must be 1 or more with engine='ray' (actors), or None for one per CPU. "
+                              f"Received: workers={options.workers!r}")
+        self.ray = _import_ray()
+        self.options = options
+        self.model = model
+        self.actors_used = 0
+
+    def _actors(self, images_per_call: int, tasks: int) -> int:
+        if self.options.workers is not None:
+            wanted = self.options.workers
+        else:
+            resources = self.ray.cluster_resources()
+            if self.options.ray_gpus > 0:
+                wanted = int(resources.get("GPU", 0) / self.options.ray_gpus)
+            else:
+                wanted = int(resources.get("CPU", 1))
+        return max(1, min(wanted, math.ceil(tasks / images_per_call)))
+
+    def map(self, tasks: Iterator[Task]) -> Iterator[Outcome]:
+        """Classified outcomes of ``tasks``, in the order the actors finish them."""
+        items = [{"task": pickle.dumps(t, protocol=pickle.HIGHEST_PROTOCOL)} for t in tasks]
+        if not items:
+            return
+        ray = self.ray
+        per_call = max(1, min(self.options.chunk_images, self.options.batch_size))
+        actors = self._actors(per_call, len(items))
+        self.actors_used = actors
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        dataset = ray.data.from_items(items, override_num_blocks=max(1, math.ceil(len(items) / per_call)))
+        dataset = dataset.map_batches(
+            _Predictor,
+            fn_constructor_kwargs={"options": self.options, "model": self.model},
+            batch_size=per_call,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=1,
+            num_gpus=self.options.ray_gpus or None,
+            udf_modifying_row_count=False,
+        )
+        log.info("ray engine: %d new files, %d actors, %d images per call", len(items), actors, per_call)
+        try:
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                for blob in batch["outcome"]:
+                    yield pickle.loads(blob)
+        except ray.exceptions.RayError as exc:
+            raise EngineError(f"The Ray engine failed: {str(exc).strip().splitlines()[-1][:500]}") from exc
+
+    def close(self, *, terminate: bool = False) -> None:
+        """Nothing to end: the dataset's actors go when its iteration ends (or Ray shuts down)."""
+
+
+def run_batch_ray(
+    session_factory: sessionmaker[Session],
+    model: ModelRef,
+    options: RunOptions,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> RunSummary:
+    """``pipeline.run_batch`` with Ray Data actors doing the reading, detection and classification.
+
+    Uses the Ray instance this process is already connected to; otherwise connects to
+    ``options.ray_address`` (``"auto"``, ``"ray://head:10001"``) or, when that is None, starts a local
+    Ray instance, and shuts down what it started at the end.
+
+    Args:
+        session_factory: sessions on the results database (written from this process only).
+        model: the classifier's file and hash (``ModelRef.resolve``).
+        options: the run's options, with ``engine="ray"``.
+        progress: called with the number of files handled since its last call.
+
+    Raises:
+        EngineError: Ray is not installed, the cluster cannot be reached, or an actor failed.
+    """
+    options.validate()
+    if options.engine != "ray":
+        raise ConfigError(f"run_batch_ray needs engine='ray'. Received: engine={options.engine!r}")
+    ray = _import_ray()
+    started_here = False
+    if not ray.is_initialized():
+        kwargs = {"include_dashboard": False} if options.ray_address is None else {}
+        try:
+            ray.init(address=options.ray_address, runtime_env={"env_vars": WORKER_ENV}, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise EngineError(f"Cannot start or reach Ray ({exc}). Received: ray_address={options.ray_address!r}") from exc
+        started_here = True
+    try:
+        return run_batch(session_factory, model, options, progress=progress,
+                         executor=lambda: RayExecutor(options, model))
+    finally:
+        if started_here:
+            ray.shutdown()
