@@ -29,18 +29,12 @@ def _quiet_tensorflow(verbose: int = 0) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if verbose:
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
+    from .native import quiet_native_stderr
+
+    with quiet_native_stderr():
         import tensorflow as tf
 
         tf.config.list_logical_devices()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:

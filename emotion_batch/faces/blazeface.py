@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from ..exceptions import ConfigError, DetectorError
+from ..native import quiet_native_stderr
 from .base import Face, clip_faces, non_max_suppression, sort_faces
 
 #: model file, input side, anchor layers as (stride, anchors per cell)
@@ -70,7 +71,8 @@ class BlazeFaceDetector:
         self.name = "blazeface" if variant == "full" else f"blazeface-{variant}"
         self.min_score, self.min_size, self.tile = min_score, min_size, tile
         self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        self._interpreter.allocate_tensors()
+        with quiet_native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+            self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
         outputs = sorted(self._interpreter.get_output_details(), key=lambda d: d["shape"][-1], reverse=True)
         self._boxes_out, self._scores_out = outputs[0]["index"], outputs[1]["index"]
@@ -92,7 +94,8 @@ class BlazeFaceDetector:
     def _invoke(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if batch.shape[0] != self._batch:
             self._interpreter.resize_tensor_input(self._input, list(batch.shape))
-            self._interpreter.allocate_tensors()
+            with quiet_native_stderr():
+                self._interpreter.allocate_tensors()
             self._batch = batch.shape[0]
         self._interpreter.set_tensor(self._input, batch)
         self._interpreter.invoke()
