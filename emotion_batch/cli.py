@@ -50,8 +50,26 @@ def db_option(f):
 def reports_option(f):
     f = click.option("--reports", "reports", metavar="DIR", envvar="EMOTION_BATCH_REPORTS", show_envvar=True,
                      help="Folder for the HTML and PDF reports  [default: ./reports]")(f)
-    return click.option("--min-faces", type=click.IntRange(min=1), default=10, show_default=True,
-                        help="Hide emotion shares of groups with fewer faces than this.")(f)
+    f = click.option("--min-faces", type=click.IntRange(min=1), default=10, show_default=True,
+                     help="Hide emotion shares of groups with fewer faces than this.")(f)
+    f = click.option("--paper", type=click.Choice(["a4", "letter"]), default="a4", show_default=True,
+                     help="Page size of the PDF reports.")(f)
+    f = click.option("--examples", is_flag=True,
+                     help="Show crops of the most confident faces per expression in the reports (personal data; "
+                          "needs the images under the run's ROOT).")(f)
+    return click.option("--report-workers", type=click.IntRange(min=0),
+                        help="Processes rendering reports  [default: one per core; 0: none]")(f)
+
+
+def _reports_line(written, folder: str) -> str:
+    """What a command wrote, for its summary line."""
+    return (f"{len(written.ads) // 2} ad reports, {len(written.campaigns) // 2} campaign reports"
+            f"{', index and summaries' if written.index else ''} in {folder}")
+
+
+def _reports_json(written) -> dict:
+    return {"reports": [str(p) for p in written.ads], "campaign_reports": [str(p) for p in written.campaigns],
+            "index": [str(p) for p in written.index], "report_seconds": round(written.seconds, 3)}
 
 
 def model_options(f):
@@ -101,8 +119,9 @@ def cli() -> None:
 @click.option("--ray-gpus", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="With --engine ray: GPUs per actor (0.25: four actors share a GPU).")
 @output_options
-def run(root, db, reports, min_faces, model, model_sha256, detector, min_score, batch_size, workers, max_pixels,
-        reprocess, no_reports, engine, ray_address, ray_gpus, quiet, verbose, as_json) -> None:
+def run(root, db, reports, min_faces, paper, examples, report_workers, model, model_sha256, detector, min_score,
+        batch_size, workers, max_pixels, reprocess, no_reports, engine, ray_address, ray_gpus, quiet, verbose,
+        as_json) -> None:
     """Find faces in new images under ROOT, classify them, store the results and render reports."""
     _setup_logging(verbose, quiet)
     _quiet_tensorflow(verbose)
@@ -110,7 +129,8 @@ def run(root, db, reports, min_faces, model, model_sha256, detector, min_score, 
     from .jobs import run_job
     from .pipeline import RunOptions
 
-    settings = Settings.from_options(db=db, reports=reports, min_faces=min_faces, model=model, model_sha256=model_sha256)
+    settings = Settings.from_options(db=db, reports=reports, min_faces=min_faces, model=model, model_sha256=model_sha256,
+                                     paper=paper, examples=examples, report_workers=report_workers)
     options = RunOptions(root=root, detector=detector, batch_size=batch_size, workers=workers, reprocess=reprocess,
                          min_score=min_score, max_pixels=max_pixels, engine=engine, ray_address=ray_address,
                          ray_gpus=ray_gpus)
@@ -128,7 +148,7 @@ def run(root, db, reports, min_faces, model, model_sha256, detector, min_score, 
             bar.update(n)
 
     try:
-        summary, paths = run_job(settings, options, progress=progress, on_total=on_total, render=not no_reports)
+        summary, written = run_job(settings, options, progress=progress, on_total=on_total, render=not no_reports)
     except KeyboardInterrupt:
         click.echo("\nemotion-batch: interrupted; committed results are kept, the next run resumes.", err=True)
         sys.exit(130)
@@ -138,7 +158,7 @@ def run(root, db, reports, min_faces, model, model_sha256, detector, min_score, 
         if bar is not None:
             bar.__exit__(None, None, None)
     if as_json:
-        click.echo(json.dumps({**summary.as_dict(), "reports": [str(p) for p in paths]}, indent=2, default=str))
+        click.echo(json.dumps({**summary.as_dict(), **_reports_json(written)}, indent=2, default=str))
         return
     if not quiet:
         for folder, error in summary.unreadable_folders:
@@ -148,7 +168,7 @@ def run(root, db, reports, min_faces, model, model_sha256, detector, min_score, 
             f"({summary.ok} ok, {summary.no_face} no face, {summary.unreadable} unreadable, "
             f"{summary.unsupported} unsupported), {summary.unchanged} unchanged, {summary.faces} faces "
             f"in {summary.seconds:.1f} s ({summary.images_per_second:.1f} images/s); "
-            f"{len(paths)} report files in {settings.reports}"
+            f"{_reports_line(written, settings.reports)}"
         )
 
 
@@ -158,21 +178,25 @@ def run(root, db, reports, min_faces, model, model_sha256, detector, min_score, 
 @click.option("--campaign", help="Only this campaign.")
 @click.option("--ad", help="Only this ad.")
 @output_options
-def report(db, reports, min_faces, campaign, ad, quiet, verbose, as_json) -> None:
-    """Render the HTML and PDF reports from the database alone (no images needed)."""
+def report(db, reports, min_faces, paper, examples, report_workers, campaign, ad, quiet, verbose, as_json) -> None:
+    """Render the HTML and PDF reports from the database alone (no images needed, except for --examples).
+
+    Writes one report per ad and per campaign, index.html, summary.json, summary.csv and campaigns.csv.
+    """
     _setup_logging(verbose, quiet)
     from .config import Settings
     from .jobs import report_job
 
-    settings = Settings.from_options(db=db, reports=reports, min_faces=min_faces)
+    settings = Settings.from_options(db=db, reports=reports, min_faces=min_faces, paper=paper, examples=examples,
+                                     report_workers=report_workers)
     try:
-        paths = report_job(settings, campaign=campaign, ad=ad)
+        written = report_job(settings, campaign=campaign, ad=ad)
     except EmotionBatchError as exc:
         raise _fail(exc) from exc
     if as_json:
-        click.echo(json.dumps({"reports": [str(p) for p in paths]}, indent=2))
+        click.echo(json.dumps(_reports_json(written), indent=2))
     elif not quiet:
-        click.echo(f"emotion-batch: {len(paths)} report files in {settings.reports}")
+        click.echo(f"emotion-batch: {_reports_line(written, settings.reports)} ({written.seconds:.1f} s)")
 
 
 DATASET_CHOICES = ("faces", "images", "failed-images", "ad-summary", "campaign-summary", "daily-trend")

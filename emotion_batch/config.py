@@ -18,6 +18,9 @@ class Settings:
     db: str = DEFAULT_DB
     reports: str = "reports"
     min_faces: int = 10
+    paper: str = "a4"
+    examples: bool = False
+    report_workers: int | None = None
     model: str | None = None
     model_sha256: str | None = None
 

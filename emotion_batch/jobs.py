@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import sessionmaker
 
@@ -13,13 +14,17 @@ from .exceptions import DatabaseError
 from .pipeline import RunOptions, RunSummary, count_candidates, run_batch
 from .store.session import has_schema, init_db, make_engine, safe_url
 
+if TYPE_CHECKING:
+    from .reports import ReportsWritten
+
 log = logging.getLogger(__name__)
 
 
 def run_job(settings: Settings, options: RunOptions, *, progress: Callable[[int], None] | None = None,
             on_total: Callable[[int], None] | None = None, classifier=None,
-            render: bool = True) -> tuple[RunSummary, list[Path]]:
-    """Process ROOT into the database, then render reports for every ad with new results.
+            render: bool = True) -> tuple[RunSummary, "ReportsWritten"]:
+    """Process ROOT into the database, then render reports for every ad with new results, the reports of their
+    campaigns, the index and the summaries.
 
     Args:
         settings: database, reports folder, model.
@@ -29,8 +34,12 @@ def run_job(settings: Settings, options: RunOptions, *, progress: Callable[[int]
         classifier: a ready ``Classifier`` (tests pass a tiny one); loaded from ``settings`` when None.
             The Ray engine (``options.engine="ray"``) ignores it: its actors load ``settings.model``.
         render: render the reports of the ads with new results.
+
+    Returns:
+        The run's summary and what was rendered (nothing when ``render`` is false or no ad has new results).
     """
     from .classifier import Classifier
+    from .reports import ReportsWritten
 
     options.validate()
     if on_total is not None:
@@ -50,23 +59,29 @@ def run_job(settings: Settings, options: RunOptions, *, progress: Callable[[int]
             summary = run_batch_ray(factory, model, options, progress=progress)
         else:
             summary = run_batch(factory, classifier, options, progress=progress)
-        paths: list[Path] = []
+        written = ReportsWritten()
         if render and summary.ads_with_new_results:
-            paths = render_reports(factory, settings, ads=summary.ads_with_new_results)
-        return summary, paths
+            written = render_reports(factory, settings, ads=summary.ads_with_new_results)
+        return summary, written
     finally:
         engine.dispose()
 
 
-def render_reports(factory: sessionmaker, settings: Settings, *, ads: list[tuple[str, str]] | None) -> list[Path]:
-    from .reports import render_ad_reports
+def render_reports(factory: sessionmaker, settings: Settings, *,
+                   ads: list[tuple[str, str]] | None) -> "ReportsWritten":
+    """Render the reports of ``ads`` (all when None) with the options in ``settings``."""
+    from .reports import ReportOptions, render_reports as render
 
+    options = ReportOptions(min_faces=settings.min_faces, paper=settings.paper, examples=settings.examples,
+                            workers=settings.report_workers)
     with factory() as session:
-        return render_ad_reports(session, Path(settings.reports), ads=ads, min_faces=settings.min_faces)
+        return render(session, Path(settings.reports), ads=ads, options=options)
 
 
-def report_job(settings: Settings, *, campaign: str | None = None, ad: str | None = None) -> list[Path]:
-    """Render reports from the database alone (no images needed)."""
+def report_job(settings: Settings, *, campaign: str | None = None, ad: str | None = None) -> "ReportsWritten":
+    """Render reports from the database alone (no images needed, except for ``settings.examples``): the ads
+    (of ``campaign``, or named ``ad``), their campaigns' reports, the index and the summaries."""
+    from .reports import ReportsWritten
     from sqlalchemy import text
 
     engine = make_engine(settings.db)
@@ -80,8 +95,8 @@ def report_job(settings: Settings, *, campaign: str | None = None, ad: str | Non
                 "SELECT c.name, a.name FROM ads a JOIN campaigns c ON c.id = a.campaign_id ORDER BY c.name, a.name"))]
         pairs = [(c, a) for c, a in pairs if (campaign is None or c == campaign) and (ad is None or a == ad)]
         if not pairs:
-            return []
-        return render_reports(factory, settings, ads=pairs)
+            return ReportsWritten()
+        return render_reports(factory, settings, ads=None if campaign is None and ad is None else pairs)
     finally:
         engine.dispose()
 

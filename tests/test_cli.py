@@ -175,32 +175,55 @@ def _pdf_text(path: Path) -> str:
     return " ".join(" ".join((page.extract_text() or "").split()) for page in PdfReader(str(path)).pages)
 
 
+def _page_size(path: Path) -> tuple[int, int]:
+    from pypdf import PdfReader
+
+    box = PdfReader(str(path)).pages[0].mediabox
+    return round(float(box.width)), round(float(box.height))
+
+
 def test_run_renders_reports_and_report_rerenders_from_the_database(tmp_path, campaign_tree, tiny_model_file):
     db = f"sqlite:///{tmp_path / 'r.sqlite'}"
     reports = tmp_path / "reports"
     result = CliRunner().invoke(cli, ["run", str(campaign_tree["root"]), "--db", db, "--reports", str(reports),
-                                      "--model", str(tiny_model_file), "--workers", "0", "--min-faces", "2"])
+                                      "--model", str(tiny_model_file), "--workers", "0", "--min-faces", "2",
+                                      "--examples", "--report-workers", "0"])
     assert result.exit_code == 0, result.output
-    assert f"6 report files in {reports}" in result.output
+    assert f"3 ad reports, 2 campaign reports, index and summaries in {reports}" in result.output
     pdf = reports / "summer" / "ad_one.pdf"
     html = reports / "summer" / "ad_one.html"
     assert pdf.read_bytes().startswith(b"%PDF") and html.is_file()
+    assert _page_size(pdf) == (595, 842)  # A4 by default
     text = _pdf_text(pdf)
     expected = {p: v for p, v in campaign_tree["expected"].items() if p.startswith("summer/ad_one/")}
     assert "ad_one" in text and "summer" in text
     n_images, n_faces = len(expected), sum(n for _, n in expected.values())
     assert f"{n_images} {n_faces} 0 0" in text  # images, faces, no face, failed
+    # --examples: crops of the images under ROOT, inline only
+    assert "data:image/jpeg;base64," in html.read_text(encoding="utf-8")
+    assert {p.name for p in (reports / "summer").iterdir()} == {"ad_one.html", "ad_one.pdf", "ad_two-baf056f708c2.html",
+                                                                "ad_two-baf056f708c2.pdf", "index.html", "campaign.pdf"}
+    summary = json.loads((reports / "summary.json").read_text(encoding="utf-8"))
+    assert {(a["campaign"], a["ad"], a["faces"]) for a in summary["ads"]} >= {("summer", "ad_one", n_faces)}
+    assert (reports / "index.html").is_file() and (reports / "summary.csv").is_file()
     # the images folder is gone: `report` needs the database alone
     import shutil
 
     shutil.rmtree(campaign_tree["root"])
     pdf.unlink()
-    again = CliRunner().invoke(cli, ["report", "--db", db, "--reports", str(reports), "--campaign", "summer", "--json"])
+    again = CliRunner().invoke(cli, ["report", "--db", db, "--reports", str(reports), "--campaign", "summer", "--json",
+                                     "--paper", "letter", "--min-faces", "2", "--examples", "--report-workers", "0"])
     assert again.exit_code == 0, again.output
-    written = json.loads(again.output)["reports"]
+    out = json.loads(again.output)
+    written = out["reports"]
     assert len(written) == 4 and all(Path(p).is_file() for p in written)  # summer's two ads, HTML + PDF
     assert {Path(p).parent.name for p in written} == {"summer"}
+    assert [Path(p).name for p in out["campaign_reports"]] == ["index.html", "campaign.pdf"]
+    assert [Path(p).name for p in out["index"]] == ["index.html", "summary.json", "summary.csv", "campaigns.csv"]
     assert pdf.is_file() and f"{n_images} {n_faces} 0 0" in _pdf_text(pdf)
+    assert _page_size(pdf) == (612, 792)  # --paper letter
+    again_html = html.read_text(encoding="utf-8")
+    assert "data:image/jpeg" not in again_html and "image not available" in again_html
 
 
 def test_report_on_an_empty_database_says_what_to_do(tmp_path):

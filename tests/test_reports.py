@@ -222,12 +222,13 @@ def test_pdf_shows_the_ad_name_counts_and_distribution(session, tmp_path, popple
     paths = render_ad_reports(session, tmp_path, ads=[("Spring 2024", HOSTILE)], generated_at=NOW)
     text = squash(pdf_text(paths[1]))
     assert HOSTILE in text and "Spring 2024" in text
-    assert "Images Faces Images with no face Failed images 6 12 1 1" in text
+    assert "Images Faces Images with no face Failed images Faces per image 6 12 1 1 2.4" in text
     assert "Happy (50.0 % of 12 faces)" in text
     assert "n = 12 faces" in text
     assert RESPONSIBLE in text
-    assert pdf_pages(paths[1]) == 1
-    assert re.search(r"\b1 ?/ ?1\b", text)  # page numbers in the footer
+    pages = pdf_pages(paths[1])
+    assert 2 <= pages <= 4  # content, then the methodology appendix on its own page
+    assert re.search(rf"\b{pages} ?/ ?{pages}\b", text)  # page numbers in the footer
 
 
 def test_small_ads_show_counts_but_hide_the_distribution(session, tmp_path, poppler, caplog):

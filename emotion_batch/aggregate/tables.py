@@ -1,171 +1,50 @@
-"""The numbers every report, export and view agrees on, computed once with polars.
+"""The aggregate tables: per-ad and per-campaign summaries, valence, intervals, norms, confidence, trends.
 
-Rows come from the analyst views ``face_results`` and ``image_results`` (``sql/views.sql``), never from the
-tables, so that these numbers and what analysts query in SQL are the same.
+Pure functions of the frames ``frames.py`` loads; nothing here touches the database. The analyst views
+``ad_emotion_summary``, ``campaign_emotion_summary`` and ``daily_emotion_trend`` (``sql/``) compute the
+same numbers as ``ad_summary``, ``campaign_summary`` and ``daily_trend`` (``tests/test_sql_analytics.py``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import logging
+import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, Optional
 
 import polars as pl
-from sqlalchemy import DateTime, Float, Integer, String, column, text
-from sqlalchemy.orm import Session
 
-from .exceptions import ConfigError, ReportError
-from .labels import EMOTIONS
-from .store.models import IMAGE_STATUSES, PROB_COLUMNS
+from ..exceptions import ConfigError, ReportError
+from ..labels import EMOTIONS
+from ..store.models import IMAGE_STATUSES, PROB_COLUMNS
+from .frames import _KEY
 
 __all__ = [
-    "AdReportData",
-    "FACE_SCHEMA",
-    "IMAGE_SCHEMA",
-    "ad_report_data",
-    "ad_reports_from_frames",
+    "CI_METHOD",
+    "CONFIDENCE_BINS",
+    "TIME_SOURCES",
+    "FAILED_STATUSES",
+    "VALENCE_NEGATIVE",
+    "VALENCE_POSITIVE",
+    "Z95",
     "ad_summary",
     "campaign_summary",
+    "capture_trend",
+    "confidence_histogram",
+    "confidence_summary",
     "daily_trend",
-    "load_faces",
-    "load_images",
+    "percentile_ranks",
     "suppress_small_ads",
+    "top_faces",
     "valence",
+    "valence_interval",
+    "wilson_interval",
+    "with_intervals",
+    "with_time_basis",
     "with_valence",
 ]
 
-logger = logging.getLogger(__name__)
-
-#: Columns of ``face_results`` as polars types; also the schema of an empty result.
-FACE_SCHEMA: dict[str, pl.DataType] = {
-    "campaign": pl.String(),
-    "ad": pl.String(),
-    "image_path": pl.String(),
-    "face_index": pl.Int64(),
-    "x": pl.Float64(),
-    "y": pl.Float64(),
-    "w": pl.Float64(),
-    "h": pl.Float64(),
-    "detection_score": pl.Float64(),
-    "top_emotion": pl.String(),
-    **{name: pl.Float64() for name in PROB_COLUMNS},
-    "model_id": pl.String(),
-    "processed_at": pl.Datetime("us", time_zone="UTC"),
-}
-
-#: Columns of ``image_results`` as polars types.
-IMAGE_SCHEMA: dict[str, pl.DataType] = {
-    "campaign": pl.String(),
-    "ad": pl.String(),
-    "image_path": pl.String(),
-    "status": pl.String(),
-    "error": pl.String(),
-    "faces": pl.Int64(),
-}
-
 #: Image statuses counted as failed in ``ad_summary``.
 FAILED_STATUSES = ("unreadable", "unsupported")
-
-_KEY = ["campaign", "ad"]
-# Above this many (campaign, ad) pairs the filter is applied in polars instead of in the SQL text.
-_MAX_SQL_PAIRS = 200
-
-
-def _sql_type(dtype: pl.DataType):
-    # Typed result columns, so that SQLite and PostgreSQL hand back the same Python types.
-    if isinstance(dtype, pl.Datetime):
-        return DateTime(timezone=True)
-    if isinstance(dtype, pl.Int64):
-        return Integer()
-    if isinstance(dtype, pl.Float64):
-        return Float()
-    if isinstance(dtype, pl.String):
-        return String()
-    raise ReportError(f"dtype must be one of Datetime, Int64, Float64, String. Received: dtype={dtype!r}")
-
-
-def _typed_select(view: str, schema: dict[str, pl.DataType], where: str):
-    sql_columns = [column(name, _sql_type(dtype)) for name, dtype in schema.items()]
-    return text(f"SELECT {', '.join(schema)} FROM {view}{where}").columns(*sql_columns)
-
-
-def _check_ads(ads: Optional[Iterable[tuple[str, str]]]) -> Optional[list[tuple[str, str]]]:
-    if ads is None:
-        return None
-    pairs = []
-    for pair in ads:
-        if not (
-            isinstance(pair, Sequence)
-            and not isinstance(pair, str)
-            and len(pair) == 2
-            and all(isinstance(p, str) for p in pair)
-        ):
-            raise ConfigError(f"ads must be a list of (campaign, ad) string pairs. Received: ads item={pair!r}")
-        pairs.append((pair[0], pair[1]))
-    return list(dict.fromkeys(pairs))
-
-
-def _to_utc(value: Optional[dt.datetime]) -> Optional[dt.datetime]:
-    # SQLite hands back naive datetimes (stored as UTC); PostgreSQL aware ones in the session time zone.
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
-
-
-def _load_view(session: Session, view: str, schema: dict[str, pl.DataType], ads) -> pl.DataFrame:
-    pairs = _check_ads(ads)
-    if pairs is not None and not pairs:
-        return pl.DataFrame(schema=schema)
-    where, params = "", {}
-    if pairs is not None and len(pairs) <= _MAX_SQL_PAIRS:
-        where = " WHERE " + " OR ".join(f"(campaign = :c{i} AND ad = :a{i})" for i in range(len(pairs)))
-        for i, (campaign, ad) in enumerate(pairs):
-            params[f"c{i}"] = campaign
-            params[f"a{i}"] = ad
-    rows = session.execute(_typed_select(view, schema, where), params).all()
-    columns = dict(zip(schema, zip(*rows))) if rows else {name: () for name in schema}
-    data = {
-        name: [_to_utc(v) for v in values] if isinstance(schema[name], pl.Datetime) else list(values)
-        for name, values in columns.items()
-    }
-    frame = pl.DataFrame(data, schema=schema)
-    if pairs is not None and len(pairs) > _MAX_SQL_PAIRS:
-        wanted = pl.DataFrame(pairs, schema={"campaign": pl.String(), "ad": pl.String()}, orient="row")
-        frame = frame.join(wanted, on=_KEY, how="semi")
-    return frame
-
-
-def load_faces(session: Session, *, ads: Optional[Sequence[tuple[str, str]]] = None) -> pl.DataFrame:
-    """Return the rows of the ``face_results`` view, one per detected face.
-
-    Args:
-        session: an open SQLAlchemy session (SQLite or PostgreSQL); nothing is written.
-        ads: optional (campaign, ad) pairs to restrict to; ``None`` reads every ad.
-
-    Returns:
-        A frame with the columns and types of ``FACE_SCHEMA`` (``processed_at`` in UTC), sorted by
-        campaign, ad, image_path, face_index.
-    """
-    frame = _load_view(session, "face_results", FACE_SCHEMA, ads)
-    return frame.sort(["campaign", "ad", "image_path", "face_index"])
-
-
-def load_images(session: Session, *, ads: Optional[Sequence[tuple[str, str]]] = None) -> pl.DataFrame:
-    """Return the rows of the ``image_results`` view, one per image file (also those without a face).
-
-    Args:
-        session: an open SQLAlchemy session; nothing is written.
-        ads: optional (campaign, ad) pairs to restrict to; ``None`` reads every ad.
-
-    Returns:
-        A frame with the columns and types of ``IMAGE_SCHEMA``, sorted by campaign, ad, image_path.
-    """
-    frame = _load_view(session, "image_results", IMAGE_SCHEMA, ads)
-    return frame.sort(["campaign", "ad", "image_path"])
 
 
 def _require_columns(frame: pl.DataFrame, names: Iterable[str], what: str) -> None:
@@ -255,15 +134,17 @@ def _check_min_faces(min_faces: Any) -> int:
 
 
 def suppress_small_ads(summary: pl.DataFrame, *, min_faces: int = 10) -> pl.DataFrame:
-    """Hide the expression distribution of ads with fewer than ``min_faces`` faces.
+    """Hide the expression distribution of ads (or campaigns) with fewer than ``min_faces`` faces.
 
     Args:
-        summary: the frame ``ad_summary`` returns.
+        summary: the frame ``ad_summary`` (or ``campaign_summary``) returns, possibly with the columns
+            ``with_valence``, ``with_intervals`` and ``percentile_ranks`` add.
         min_faces: the minimum group size; 1 hides only ads without faces.
 
     Returns:
         The summary with a boolean ``suppressed`` column added and, where it is true, the per-emotion counts,
-        shares, mean probabilities and the dominant emotion set to null. Images and faces stay.
+        shares, mean probabilities, the dominant emotion and, where present, ``valence*``, ``ci_*``,
+        ``pct_*`` and ``confidence_*`` columns set to null. Images and faces stay.
     """
     min_faces = _check_min_faces(min_faces)
     hidden = [
@@ -271,155 +152,13 @@ def suppress_small_ads(summary: pl.DataFrame, *, min_faces: int = 10) -> pl.Data
         "dominant_emotion",
     ]
     _require_columns(summary, ["faces", *hidden], "summary")
+    optional = ("valence", "ci_", "pct_", "confidence_")
+    hidden += [c for c in summary.columns if c not in hidden and c.startswith(optional)]
     suppressed = pl.col("faces") < min_faces
     return summary.with_columns(
         *[pl.when(~suppressed).then(pl.col(name)).alias(name) for name in hidden],
         suppressed.alias("suppressed"),
     )
-
-
-@dataclass(frozen=True)
-class AdReportData:
-    """Everything one ad's report shows.
-
-    When ``suppressed`` is true (fewer than ``min_faces`` faces) the distribution fields
-    (``emotion_counts``, ``shares``, ``mean_probabilities``, ``dominant_emotion``) are ``None`` so that no
-    renderer or export can show them by mistake; the image and face counts stay.
-    """
-
-    campaign: str
-    ad: str
-    generated_at: dt.datetime
-    min_faces: int
-    images: int
-    images_ok: int
-    images_no_face: int
-    images_failed: int
-    faces: int
-    model_ids: tuple[str, ...]
-    last_processed_at: Optional[dt.datetime]
-    suppressed: bool
-    emotion_counts: Optional[dict[str, int]]
-    shares: Optional[dict[str, float]]
-    mean_probabilities: Optional[dict[str, float]]
-    dominant_emotion: Optional[str]
-
-    @property
-    def suppression_reason(self) -> Optional[str]:
-        """Why the distribution is hidden, e.g. ``"fewer than 10 faces (7 found)"``; None when shown."""
-        if not self.suppressed:
-            return None
-        noun = "face" if self.min_faces == 1 else "faces"
-        return f"fewer than {self.min_faces} {noun} ({self.faces} found)"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the fields as JSON-ready values (ISO 8601 times, lists for tuples)."""
-        return {
-            "campaign": self.campaign,
-            "ad": self.ad,
-            "generated_at": self.generated_at.isoformat(),
-            "min_faces": self.min_faces,
-            "images": self.images,
-            "images_ok": self.images_ok,
-            "images_no_face": self.images_no_face,
-            "images_failed": self.images_failed,
-            "faces": self.faces,
-            "model_ids": list(self.model_ids),
-            "last_processed_at": self.last_processed_at.isoformat() if self.last_processed_at else None,
-            "suppressed": self.suppressed,
-            "suppression_reason": self.suppression_reason,
-            "emotion_counts": self.emotion_counts,
-            "shares": self.shares,
-            "mean_probabilities": self.mean_probabilities,
-            "dominant_emotion": self.dominant_emotion,
-        }
-
-
-def ad_reports_from_frames(
-    faces_df: pl.DataFrame,
-    images_df: pl.DataFrame,
-    *,
-    min_faces: int = 10,
-    generated_at: Optional[dt.datetime] = None,
-) -> list[AdReportData]:
-    """Build the report data of every ad in the frames, sorted by campaign and ad.
-
-    Args:
-        faces_df: rows of ``face_results``.
-        images_df: rows of ``image_results``; an ad appears when it has at least one image.
-        min_faces: the minimum group size below which the distribution is suppressed.
-        generated_at: the report time (UTC); now when omitted.
-
-    Returns:
-        One ``AdReportData`` per ad.
-    """
-    min_faces = _check_min_faces(min_faces)
-    generated_at = _to_utc(generated_at) if generated_at else dt.datetime.now(dt.timezone.utc)
-    summary = suppress_small_ads(ad_summary(faces_df, images_df), min_faces=min_faces)
-    _require_columns(faces_df, ["model_id", "processed_at"], "faces_df")
-    provenance = faces_df.with_columns(pl.col(_KEY).cast(pl.String)).group_by(_KEY).agg(
-        pl.col("model_id").unique().sort().alias("model_ids"),
-        pl.col("processed_at").max().alias("last_processed_at"),
-    )
-    summary = summary.join(provenance, on=_KEY, how="left").sort(_KEY)
-
-    reports = []
-    for row in summary.iter_rows(named=True):
-        shown = not row["suppressed"]
-        reports.append(
-            AdReportData(
-                campaign=row["campaign"],
-                ad=row["ad"],
-                generated_at=generated_at,
-                min_faces=min_faces,
-                images=row["images"],
-                images_ok=row["images_ok"],
-                images_no_face=row["images_no_face"],
-                images_failed=row["images_failed"],
-                faces=row["faces"],
-                model_ids=tuple(row["model_ids"] or ()),
-                last_processed_at=_to_utc(row["last_processed_at"]),
-                suppressed=not shown,
-                emotion_counts={e: row[f"count_{e}"] for e in EMOTIONS} if shown else None,
-                shares={e: row[f"share_{e}"] for e in EMOTIONS} if shown else None,
-                mean_probabilities={e: row[f"mean_p_{e}"] for e in EMOTIONS} if shown else None,
-                dominant_emotion=row["dominant_emotion"] if shown else None,
-            )
-        )
-    return reports
-
-
-def ad_report_data(
-    session: Session,
-    campaign: str,
-    ad: str,
-    *,
-    min_faces: int = 10,
-    generated_at: Optional[dt.datetime] = None,
-) -> AdReportData:
-    """Read one ad from the database and return what its report shows.
-
-    Args:
-        session: an open SQLAlchemy session; nothing is written.
-        campaign: the campaign folder name.
-        ad: the ad folder name.
-        min_faces: the minimum group size below which the distribution is suppressed.
-        generated_at: the report time (UTC); now when omitted.
-
-    Raises:
-        ReportError: no image of that ad is stored.
-    """
-    min_faces = _check_min_faces(min_faces)
-    pairs = [(campaign, ad)]
-    reports = ad_reports_from_frames(
-        load_faces(session, ads=pairs),
-        load_images(session, ads=pairs),
-        min_faces=min_faces,
-        generated_at=generated_at,
-    )
-    if not reports:
-        raise ReportError(f"No image is stored for this ad. Received: campaign={campaign!r}, ad={ad!r}")
-    return reports[0]
 
 
 # ---- valence, campaign summary and daily trend (the analyst views ad/campaign_emotion_summary and
@@ -539,3 +278,236 @@ def daily_trend(faces_df: pl.DataFrame, *, by: Sequence[str] = ("campaign", "ad"
     order = [*keys, "day", "faces", *[f"count_{e}" for e in EMOTIONS], *[f"share_{e}" for e in EMOTIONS],
              "valence", "dominant_emotion"]
     return trend.select(order).sort([*keys, "day"])
+
+
+# ---- 95 % intervals ------------------------------------------------------------------------------------
+
+#: The normal quantile of a two-sided 95 % interval.
+Z95 = 1.959963984540054
+#: How the reports name the interval of a share.
+CI_METHOD = "Wilson score interval, 95 %"
+
+
+def wilson_interval(k: int, n: int, *, z: float = Z95) -> Optional[tuple[float, float]]:
+    """Return the Wilson score interval of the share ``k / n``.
+
+    ``(p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)`` with ``p = k/n``: unlike the textbook
+    ``p ± z·sqrt(p(1-p)/n)`` it stays inside [0, 1] and is not zero-width at 0 % or 100 %, which matters
+    for the small groups of one ad. The bounds are clipped to [0, 1] and to contain ``p`` only against
+    floating-point rounding.
+
+    Args:
+        k: faces in the class, ``0 <= k <= n``.
+        n: faces in the group.
+        z: the normal quantile (1.96 for 95 %).
+
+    Returns:
+        ``(low, high)``, or None when ``n`` is 0.
+
+    Raises:
+        ReportError: ``k`` or ``n`` is negative, or ``k > n``.
+    """
+    if n < 0 or k < 0 or k > n:
+        raise ReportError(f"wilson_interval needs 0 <= k <= n. Received: k={k!r}, n={n!r}")
+    if n == 0:
+        return None
+    p = k / n
+    z2 = z * z
+    denominator = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / denominator
+    half = z / denominator * math.sqrt(p * (1.0 - p) / n + z2 / (4.0 * n * n))
+    return min(max(centre - half, 0.0), p), max(min(centre + half, 1.0), p)
+
+
+def valence_interval(counts: dict[str, int], *, z: float = Z95) -> Optional[tuple[float, float]]:
+    """Return an approximate 95 % interval of ``valence(counts)``.
+
+    Valence is the difference of two shares of one multinomial sample, whose variance is
+    ``(p₊ + p₋ − (p₊ − p₋)²) / n``; the interval is the normal approximation, clipped to [-1, 1].
+
+    Returns:
+        ``(low, high)``, or None for a group without faces.
+    """
+    value = valence(counts)
+    if value is None:
+        return None
+    n = sum(counts[e] for e in EMOTIONS)
+    positive = sum(counts[e] for e in VALENCE_POSITIVE) / n
+    negative = sum(counts[e] for e in VALENCE_NEGATIVE) / n
+    half = z * math.sqrt(max(positive + negative - value * value, 0.0) / n)
+    return max(value - half, -1.0), min(value + half, 1.0)
+
+
+def with_intervals(summary: pl.DataFrame) -> pl.DataFrame:
+    """Add ``ci_low_<e>`` and ``ci_high_<e>`` (``wilson_interval`` of each share) to a frame with ``faces``
+    and ``count_<e>`` columns; null where there are no faces or the counts are suppressed."""
+    _require_columns(summary, ["faces", *[f"count_{e}" for e in EMOTIONS]], "summary")
+    n = pl.col("faces").cast(pl.Float64)
+    z2 = Z95 * Z95
+    columns = []
+    for e in EMOTIONS:
+        p = pl.col(f"count_{e}").cast(pl.Float64) / n
+        denominator = 1.0 + z2 / n
+        centre = (p + z2 / (2.0 * n)) / denominator
+        half = Z95 / denominator * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt()
+        valid = (pl.col("faces") > 0) & pl.col(f"count_{e}").is_not_null()
+        low = pl.min_horizontal(pl.max_horizontal(centre - half, pl.lit(0.0)), p)
+        high = pl.max_horizontal(pl.min_horizontal(centre + half, pl.lit(1.0)), p)
+        columns += [pl.when(valid).then(low).alias(f"ci_low_{e}"), pl.when(valid).then(high).alias(f"ci_high_{e}")]
+    return summary.with_columns(columns)
+
+
+# ---- norms: where an ad stands among all ads -------------------------------------------------------------
+
+
+def percentile_ranks(summary: pl.DataFrame, metrics: Sequence[str], *, eligible: pl.Expr) -> pl.DataFrame:
+    """Add ``pct_<metric>``: the percentile rank of each eligible row's value among all eligible rows.
+
+    The percentile rank is ``100 · (B + E/2) / N``: ``B`` rows with a lower value, ``E`` rows with the same
+    value (the row itself included), ``N`` eligible rows, so the lowest of many ads is near 0, the
+    highest near 100 and the median at 50. Rows that are not eligible (e.g. below the minimum group size)
+    or have a null value get null and do not count in ``N``.
+
+    Args:
+        summary: one row per ad with the ``metrics`` columns.
+        metrics: columns to rank (e.g. ``valence``, ``share_happy``).
+        eligible: a boolean expression selecting the norm population.
+    """
+    _require_columns(summary, list(metrics), "summary")
+    out = summary
+    for metric in metrics:
+        member = eligible & pl.col(metric).is_not_null()
+        value = pl.when(member).then(pl.col(metric))
+        n = member.sum()
+        rank = value.rank("average")
+        out = out.with_columns(pl.when(member).then(100.0 * (rank - 0.5) / n).alias(f"pct_{metric}"))
+    return out
+
+
+# ---- classifier confidence ----------------------------------------------------------------------------
+
+#: Edges of the confidence histogram: the top class's probability is at least 1/7, so the first bin is 0.1-0.2.
+CONFIDENCE_BINS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def _top_probability() -> pl.Expr:
+    return pl.max_horizontal([pl.col(name) for name in PROB_COLUMNS]).cast(pl.Float64).alias("top_probability")
+
+
+def confidence_histogram(faces_df: pl.DataFrame, *, by: Sequence[str] = ("campaign", "ad")) -> pl.DataFrame:
+    """Count faces per group and bin of the top class's probability (``CONFIDENCE_BINS``).
+
+    Returns:
+        One row per group and bin, every bin present (zero counts too), sorted: the ``by`` columns,
+        ``bin`` (0-based), ``low``, ``high`` (the bin is ``[low, high)``, the last one ``[0.9, 1.0]``),
+        ``faces``.
+    """
+    keys = list(by)
+    _require_columns(faces_df, [*keys, *PROB_COLUMNS], "faces_df")
+    last = len(CONFIDENCE_BINS) - 2
+    # floor(10 p) - 1 puts p = 0.3 into [0.3, 0.4) (10 * 0.3 rounds up, (0.3 - 0.1) * 10 down)
+    index = ((_top_probability() * 10).floor().cast(pl.Int64) - 1).clip(0, last).alias("bin")
+    counted = faces_df.with_columns(pl.col(keys).cast(pl.String), index).group_by([*keys, "bin"]).agg(
+        pl.len().cast(pl.Int64).alias("faces"))
+    bins = pl.DataFrame({"bin": list(range(last + 1)), "low": list(CONFIDENCE_BINS[:-1]),
+                         "high": list(CONFIDENCE_BINS[1:])}, schema={"bin": pl.Int64, "low": pl.Float64,
+                                                                   "high": pl.Float64})
+    groups = faces_df.select(pl.col(keys).cast(pl.String)).unique()
+    grid = groups.join(bins, how="cross")
+    return (grid.join(counted, on=[*keys, "bin"], how="left").with_columns(pl.col("faces").fill_null(0))
+            .select([*keys, "bin", "low", "high", "faces"]).sort([*keys, "bin"]))
+
+
+def confidence_summary(faces_df: pl.DataFrame, *, by: Sequence[str] = ("campaign", "ad")) -> pl.DataFrame:
+    """Per group: ``faces``, ``confidence_mean`` and ``confidence_median`` of the top class's probability
+    and ``confidence_below_half`` (share of faces whose top class has a probability under 0.5)."""
+    keys = list(by)
+    _require_columns(faces_df, [*keys, *PROB_COLUMNS], "faces_df")
+    top = faces_df.with_columns(pl.col(keys).cast(pl.String), _top_probability())
+    return top.group_by(keys).agg(
+        pl.len().cast(pl.Int64).alias("faces"),
+        pl.col("top_probability").mean().alias("confidence_mean"),
+        pl.col("top_probability").median().alias("confidence_median"),
+        (pl.col("top_probability") < 0.5).mean().alias("confidence_below_half"),
+    ).sort(keys)
+
+
+# ---- time: capture time where known -------------------------------------------------------------------
+
+#: Values of ``time_source`` in ``with_time_basis``, best first, and how the reports name them.
+TIME_SOURCES = {"exif": "EXIF capture time", "file": "file modification time", "processed": "processing time"}
+
+
+#: File times before 1980-01-01 UTC (the earliest time a ZIP archive can hold) count as not recorded.
+MIN_FILE_TIME_NS = 315_532_800 * 10**9
+
+
+def with_time_basis(times_df: pl.DataFrame) -> pl.DataFrame:
+    """Add ``time`` and ``time_source`` to the rows of ``load_image_times``.
+
+    ``time`` is the EXIF capture time where the image has one (``exif``), else the file's modification
+    time where it was recorded (``file``; a time before 1980, as archives and some copies leave behind,
+    counts as not recorded), else the time the image was processed (``processed``). Times are UTC (EXIF
+    times are the camera's wall clock).
+    """
+    _require_columns(times_df, ["captured_at", "mtime_ns", "processed_at"], "times_df")
+    file_time = (pl.from_epoch(pl.col("mtime_ns"), time_unit="ns").dt.cast_time_unit("us")
+                 .dt.replace_time_zone("UTC"))
+    has_file = pl.col("mtime_ns").is_not_null() & (pl.col("mtime_ns") >= MIN_FILE_TIME_NS)
+    captured = pl.col("captured_at").dt.convert_time_zone("UTC")
+    processed = pl.col("processed_at").dt.convert_time_zone("UTC")
+    return times_df.with_columns(
+        pl.when(pl.col("captured_at").is_not_null()).then(captured)
+        .when(has_file).then(file_time).otherwise(processed).alias("time"),
+        pl.when(pl.col("captured_at").is_not_null()).then(pl.lit("exif"))
+        .when(has_file).then(pl.lit("file")).otherwise(pl.lit("processed")).alias("time_source"),
+    )
+
+
+def capture_trend(faces_df: pl.DataFrame, times_df: pl.DataFrame) -> pl.DataFrame:
+    """Count faces per ad and UTC day of the image's ``time`` (``with_time_basis``), as ``daily_trend`` does
+    per day of processing.
+
+    Returns:
+        One row per ad and day with faces, sorted: ``campaign``, ``ad``, ``day``, ``faces``, ``count_<e>``,
+        ``share_<e>``, ``valence``, ``dominant_emotion``.
+    """
+    _require_columns(faces_df, [*_KEY, "image_path", "top_emotion"], "faces_df")
+    _require_values(faces_df, "top_emotion", EMOTIONS, "faces_df")
+    keys = [*_KEY, "image_path"]
+    timed = with_time_basis(times_df).select([*keys, "time"]).with_columns(pl.col(keys).cast(pl.String))
+    joined = faces_df.with_columns(pl.col(keys).cast(pl.String)).join(timed, on=keys, how="left")
+    if joined["time"].null_count():
+        raise ReportError(f"times_df lacks {joined['time'].null_count()} image(s) of faces_df. "
+                          f"Received: times_df rows={times_df.height}")
+    return daily_trend(joined.with_columns(pl.col("time").alias("processed_at")))
+
+
+# ---- example faces -----------------------------------------------------------------------------------
+
+
+def top_faces(faces_df: pl.DataFrame, *, per_emotion: int = 3) -> pl.DataFrame:
+    """The ``per_emotion`` faces of each ad with the highest probability of each class, among the faces whose
+    top class it is (ties: image path, then face index).
+
+    Returns:
+        Columns ``campaign``, ``ad``, ``emotion``, ``rank`` (1-based), ``image_path``, ``face_index``, ``x``,
+        ``y``, ``w``, ``h``, ``probability``; sorted by campaign, ad, emotion (``EMOTIONS`` order), rank.
+    """
+    if isinstance(per_emotion, bool) or not isinstance(per_emotion, int) or per_emotion < 1:
+        raise ConfigError(f"per_emotion must be an integer >= 1. Received: per_emotion={per_emotion!r}")
+    _require_columns(faces_df, [*_KEY, "image_path", "face_index", "x", "y", "w", "h", "top_emotion",
+                                *PROB_COLUMNS], "faces_df")
+    order = {e: i for i, e in enumerate(EMOTIONS)}
+    probability = pl.coalesce([pl.when(pl.col("top_emotion") == e).then(pl.col(f"p_{e}")) for e in EMOTIONS])
+    ranked = (
+        faces_df.with_columns(pl.col(_KEY).cast(pl.String), probability.cast(pl.Float64).alias("probability"),
+                              pl.col("top_emotion").alias("emotion"))
+        .sort([*_KEY, "emotion", "probability", "image_path", "face_index"],
+              descending=[False, False, False, True, False, False])
+        .with_columns(pl.int_range(1, pl.len() + 1).over([*_KEY, "emotion"]).cast(pl.Int64).alias("rank"))
+        .filter(pl.col("rank") <= per_emotion)
+        .with_columns(pl.col("emotion").replace_strict(order, return_dtype=pl.Int64).alias("_order"))
+    )
+    columns = [*_KEY, "emotion", "rank", "image_path", "face_index", "x", "y", "w", "h", "probability"]
+    return ranked.sort([*_KEY, "_order", "rank"]).select(columns)

@@ -1,0 +1,105 @@
+"""The numbers every report, export and view agrees on, computed once with polars.
+
+- ``frames``: rows of the analyst views ``face_results`` and ``image_results`` (``sql/views.sql``), and
+  the image times, as typed polars frames;
+- ``tables``: per-ad and per-campaign summaries, valence, Wilson intervals, percentile ranks (norms),
+  classifier confidence, trends and example faces, as pure functions of those frames;
+- ``report_data``: what each ad and campaign report shows, assembled from the tables.
+
+The analyst views ``ad_emotion_summary``, ``campaign_emotion_summary`` and ``daily_emotion_trend`` compute
+the same numbers in SQL (``tests/test_sql_analytics.py``).
+"""
+
+from .frames import (
+    FACE_SCHEMA,
+    IMAGE_SCHEMA,
+    IMAGE_TIMES_SCHEMA,
+    IMAGE_TIMES_SQL,
+    load_faces,
+    load_image_times,
+    load_images,
+)
+from .report_data import (
+    METRICS,
+    AdReportData,
+    CampaignReportData,
+    Comparison,
+    Confidence,
+    ExampleFace,
+    ReportSet,
+    TrendPoint,
+    ad_report_data,
+    ad_reports_from_frames,
+    build_report_set,
+    load_report_set,
+    select_ads,
+)
+from .tables import (
+    CI_METHOD,
+    CONFIDENCE_BINS,
+    FAILED_STATUSES,
+    TIME_SOURCES,
+    VALENCE_NEGATIVE,
+    VALENCE_POSITIVE,
+    Z95,
+    ad_summary,
+    campaign_summary,
+    capture_trend,
+    confidence_histogram,
+    confidence_summary,
+    daily_trend,
+    percentile_ranks,
+    suppress_small_ads,
+    top_faces,
+    valence,
+    valence_interval,
+    wilson_interval,
+    with_intervals,
+    with_time_basis,
+    with_valence,
+)
+
+__all__ = [
+    "AdReportData",
+    "CI_METHOD",
+    "CONFIDENCE_BINS",
+    "CampaignReportData",
+    "Comparison",
+    "Confidence",
+    "ExampleFace",
+    "FACE_SCHEMA",
+    "FAILED_STATUSES",
+    "IMAGE_SCHEMA",
+    "IMAGE_TIMES_SCHEMA",
+    "IMAGE_TIMES_SQL",
+    "METRICS",
+    "ReportSet",
+    "TIME_SOURCES",
+    "TrendPoint",
+    "VALENCE_NEGATIVE",
+    "VALENCE_POSITIVE",
+    "Z95",
+    "ad_report_data",
+    "ad_reports_from_frames",
+    "ad_summary",
+    "build_report_set",
+    "campaign_summary",
+    "capture_trend",
+    "confidence_histogram",
+    "confidence_summary",
+    "daily_trend",
+    "load_faces",
+    "load_image_times",
+    "load_images",
+    "load_report_set",
+    "percentile_ranks",
+    "select_ads",
+    "suppress_small_ads",
+    "top_faces",
+    "valence",
+    "valence_interval",
+    "wilson_interval",
+    "with_intervals",
+    "with_time_basis",
+    "with_valence",
+]

@@ -1,0 +1,358 @@
+"""Render every report of a database: ad and campaign reports (HTML + PDF) in a process pool, then the index
+and the machine-readable summaries.
+
+Layout under the reports folder (every name through ``safe_filename``, every path checked to stay inside)::
+
+    index.html                    every campaign and ad, key figures, links to the reports
+    summary.json                  the ReportSet: every number of every report (emotion_batch.aggregate)
+    summary.csv                   one row per ad: the same numbers, flat
+    campaigns.csv                 one row per campaign
+    <campaign>/index.html         the campaign report (its ads side by side, ranked, with the table)
+    <campaign>/campaign.pdf       the same as PDF
+    <campaign>/<ad>.html, .pdf    one ad's report
+
+WeasyPrint takes most of the time (a few tenths of a second per page), so the reports are rendered by
+worker processes, each loading the templates, WeasyPrint and the fonts once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import polars as pl
+from sqlalchemy.orm import Session
+
+from ..aggregate import (
+    AdReportData,
+    CampaignReportData,
+    ReportSet,
+    TIME_SOURCES,
+    load_report_set,
+    select_ads,
+)
+from ..labels import EMOTIONS
+from .methodology import load_manifest
+from .pages import ReportOptions, render_ad_html, render_campaign_html, render_index_html
+from .render import (
+    AD_TEMPLATE,
+    CAMPAIGN_TEMPLATE,
+    CAMPAIGNS_CSV,
+    INDEX_HTML,
+    INDEX_TEMPLATE,
+    SUMMARY_CSV,
+    SUMMARY_JSON,
+    campaign_paths,
+    inside,
+    make_environment,
+    report_paths,
+    template,
+    write_atomic,
+    write_pdf,
+)
+
+__all__ = ["ReportsWritten", "render_ad_reports", "render_reports", "summary_frames"]
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+
+
+@dataclass
+class ReportsWritten:
+    """What ``render_reports`` wrote, and how long it took.
+
+    Attributes:
+        ads: HTML then PDF of each rendered ad, ads sorted by campaign and ad.
+        campaigns: HTML then PDF of each rendered campaign.
+        index: ``index.html``, ``summary.json``, ``summary.csv``, ``campaigns.csv``.
+        seconds: wall time of the whole rendering.
+        workers: rendering processes used (0: in this process).
+    """
+
+    ads: list[Path] = field(default_factory=list)
+    campaigns: list[Path] = field(default_factory=list)
+    index: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+    workers: int = 0
+
+    @property
+    def all(self) -> list[Path]:
+        """Every written path: ads, campaigns, then the index and summaries."""
+        return [*self.ads, *self.campaigns, *self.index]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: the paths as strings, the counts and the time."""
+        return {"ad_reports": [str(p) for p in self.ads], "campaign_reports": [str(p) for p in self.campaigns],
+                "index": [str(p) for p in self.index], "seconds": round(self.seconds, 3), "workers": self.workers}
+
+
+# ---- the work of one process ---------------------------------------------------------------------------------
+
+_STATE: dict[str, Any] = {}
+
+
+def _make_state(options: ReportOptions, manifest: Optional[dict], names: Sequence[str]) -> dict[str, Any]:
+    from weasyprint.text.fonts import FontConfiguration
+
+    env = make_environment(options.templates_dir)
+    return {"options": options, "manifest": manifest, "templates": {n: template(env, n) for n in names},
+            "fonts": FontConfiguration()}
+
+
+def _init_worker(options: ReportOptions, manifest: Optional[dict], names: Sequence[str]) -> None:
+    _STATE.update(_make_state(options, manifest, names))
+
+
+def _render_one(task: tuple, state: dict[str, Any]) -> tuple[Path, Path]:
+    kind, data, html_path, pdf_path = task
+    options: ReportOptions = state["options"]
+    if kind == "ad":
+        html_text = render_ad_html(data, template=state["templates"][AD_TEMPLATE], options=options,
+                                   manifest=state["manifest"])
+    elif kind == "campaign":
+        html_text = render_campaign_html(data, template=state["templates"][CAMPAIGN_TEMPLATE], options=options,
+                                         manifest=state["manifest"])
+    else:
+        raise ValueError(f"kind must be one of ['ad', 'campaign']. Received: kind={kind!r}")
+    write_atomic(html_path, html_text.encode("utf-8"))
+    write_pdf(html_text, pdf_path, base_url=html_path.parent, font_config=state["fonts"])
+    return html_path, pdf_path
+
+
+def _render_in_worker(task: tuple) -> tuple[Path, Path]:
+    return _render_one(task, _STATE)
+
+
+def _worker_count(options: ReportOptions, tasks: int) -> int:
+    if options.workers == 0 or tasks <= 1:
+        return 0
+    wanted = options.workers if options.workers is not None else (os.cpu_count() or 1)
+    return max(0, min(wanted, tasks))
+
+
+def _run(tasks: list[tuple], options: ReportOptions, manifest: Optional[dict], names: Sequence[str]) -> tuple[list, int]:
+    workers = _worker_count(options, len(tasks))
+    if not tasks:
+        return [], workers
+    if workers == 0:
+        state = _make_state(options, manifest, names)
+        return [_render_one(task, state) for task in tasks], 0
+    # spawn: never fork a process holding polars' and SQLAlchemy's threads and connections
+    context = mp.get_context("spawn")
+    chunk = max(1, min(16, len(tasks) // (workers * 4)))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                             initargs=(options, manifest, tuple(names))) as pool:
+        return list(pool.map(_render_in_worker, tasks, chunksize=chunk)), workers
+
+
+# ---- summaries ------------------------------------------------------------------------------------------------
+
+
+def _flat(ad: AdReportData) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "campaign": ad.campaign, "ad": ad.ad, "images": ad.images, "images_ok": ad.images_ok,
+        "images_no_face": ad.images_no_face, "images_failed": ad.images_failed, "faces": ad.faces,
+        "faces_per_image": ad.faces_per_image, "suppressed": ad.suppressed,
+        "suppression_reason": ad.suppression_reason, "dominant_emotion": ad.dominant_emotion,
+        "valence": ad.valence,
+        "valence_low": ad.valence_interval[0] if ad.valence_interval else None,
+        "valence_high": ad.valence_interval[1] if ad.valence_interval else None,
+    }
+    for e in EMOTIONS:
+        row[f"count_{e}"] = ad.emotion_counts[e] if ad.emotion_counts else None
+    for e in EMOTIONS:
+        row[f"share_{e}"] = ad.shares[e] if ad.shares else None
+    for e in EMOTIONS:
+        row[f"ci_low_{e}"] = ad.intervals[e][0] if ad.intervals else None
+        row[f"ci_high_{e}"] = ad.intervals[e][1] if ad.intervals else None
+    for e in EMOTIONS:
+        row[f"mean_p_{e}"] = ad.mean_probabilities[e] if ad.mean_probabilities else None
+    pct = ad.comparison.percentiles if ad.comparison else {}
+    row["pct_valence"] = pct.get("valence")
+    for e in EMOTIONS:
+        row[f"pct_share_{e}"] = pct.get(e)
+    row["norm_ads"] = ad.comparison.norm_ads if ad.comparison else None
+    row["campaign_valence"] = ad.comparison.campaign_valence if ad.comparison else None
+    conf = ad.confidence
+    row["confidence_mean"] = conf.mean if conf else None
+    row["confidence_median"] = conf.median if conf else None
+    row["confidence_below_half"] = conf.below_half if conf else None
+    row["period_start"] = ad.period_start.isoformat() if ad.period_start else None
+    row["period_end"] = ad.period_end.isoformat() if ad.period_end else None
+    for source in TIME_SOURCES:
+        row[f"images_dated_by_{source}"] = ad.time_sources.get(source, 0)
+    row["model_ids"] = " ".join(ad.model_ids)
+    return row
+
+
+def _flat_campaign(camp: CampaignReportData) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "campaign": camp.campaign, "ads": len(camp.ads), "ads_shown": len(camp.shown_ads),
+        "images": camp.images, "images_ok": camp.images_ok, "images_no_face": camp.images_no_face,
+        "images_failed": camp.images_failed, "faces": camp.faces, "suppressed": camp.suppressed,
+        "dominant_emotion": camp.dominant_emotion, "valence": camp.valence,
+        "valence_low": camp.valence_interval[0] if camp.valence_interval else None,
+        "valence_high": camp.valence_interval[1] if camp.valence_interval else None,
+    }
+    for e in EMOTIONS:
+        row[f"count_{e}"] = camp.emotion_counts[e] if camp.emotion_counts else None
+    for e in EMOTIONS:
+        row[f"share_{e}"] = camp.shares[e] if camp.shares else None
+    for e in EMOTIONS:
+        row[f"ci_low_{e}"] = camp.intervals[e][0] if camp.intervals else None
+        row[f"ci_high_{e}"] = camp.intervals[e][1] if camp.intervals else None
+    row["period_start"] = camp.period_start.isoformat() if camp.period_start else None
+    row["period_end"] = camp.period_end.isoformat() if camp.period_end else None
+    row["model_ids"] = " ".join(camp.model_ids)
+    return row
+
+
+def summary_frames(report_set: ReportSet) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows of ``summary.csv`` (one per ad) and ``campaigns.csv`` (one per campaign) as frames; the
+    distribution columns are empty where the group is below the minimum group size."""
+    ads = [_flat(a) for a in report_set.ads]
+    campaigns = [_flat_campaign(c) for c in report_set.campaigns]
+    return pl.DataFrame(ads, infer_schema_length=None), pl.DataFrame(campaigns, infer_schema_length=None)
+
+
+def _write_index(root: Path, report_set: ReportSet, options: ReportOptions) -> list[Path]:
+    env = make_environment(options.templates_dir)
+    rendered = {(a.campaign, a.ad) for a in report_set.ads if report_paths(root, a.campaign, a.ad)[0].is_file()}
+    html_text = render_index_html(report_set, template=template(env, INDEX_TEMPLATE), options=options,
+                                  rendered=rendered)
+    paths = [inside(root, root / name) for name in (INDEX_HTML, SUMMARY_JSON, SUMMARY_CSV, CAMPAIGNS_CSV)]
+    write_atomic(paths[0], html_text.encode("utf-8"))
+    text = json.dumps(report_set.to_dict(), indent=2, ensure_ascii=False, allow_nan=False, default=str)
+    write_atomic(paths[1], (text + "\n").encode("utf-8"))
+    ads, campaigns = summary_frames(report_set)
+    write_atomic(paths[2], ads.write_csv().encode("utf-8"))
+    write_atomic(paths[3], campaigns.write_csv().encode("utf-8"))
+    return paths
+
+
+# ---- the batch ---------------------------------------------------------------------------------------------------
+
+
+def _prepare(session: Session, reports_dir: PathLike, ads, options: ReportOptions, names: Sequence[str]):
+    options.validate()
+    env = make_environment(options.templates_dir)
+    for name in names:  # a missing template fails here, before any work
+        template(env, name)
+    manifest = options.manifest if options.manifest is not None else load_manifest()
+    report_set = load_report_set(session, min_faces=options.min_faces, generated_at=options.generated_at,
+                                 examples_per_emotion=options.examples_per_emotion if options.examples else 0)
+    root = Path(reports_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    return report_set, select_ads(report_set, ads), manifest, root
+
+
+def _ad_tasks(root: Path, chosen: Sequence[AdReportData]) -> list[tuple]:
+    tasks = []
+    for data in chosen:
+        html_path, pdf_path = report_paths(root, data.campaign, data.ad)
+        html_path.parent.mkdir(exist_ok=True)
+        inside(root, html_path.parent)
+        tasks.append(("ad", data, html_path, pdf_path))
+    return tasks
+
+
+def render_reports(
+    session: Session,
+    reports_dir: PathLike,
+    *,
+    ads: Optional[Sequence[tuple[str, str]]] = None,
+    options: ReportOptions = ReportOptions(),
+) -> ReportsWritten:
+    """Write the ad reports, the campaign reports of their campaigns, the index and the summaries.
+
+    Norms (percentile ranks), campaign averages, the index and the summaries always cover every ad in the
+    database; ``ads`` only limits which ad reports (and which campaigns' reports) are rendered again.
+
+    Args:
+        session: an open SQLAlchemy session; nothing is written to the database.
+        reports_dir: output folder, created when missing (layout in this module's docstring).
+        ads: (campaign, ad) pairs to render; None renders every ad with at least one image. Pairs without
+            any stored image get no report (logged as a warning).
+        options: paper size, examples, minimum group size, workers, templates.
+
+    Returns:
+        The written paths and the time taken.
+
+    Raises:
+        ReportError: a template is missing, a path would leave ``reports_dir``, or rendering failed.
+        ConfigError: an option or ``ads`` is malformed.
+    """
+    started = time.perf_counter()
+    names = (AD_TEMPLATE, CAMPAIGN_TEMPLATE, INDEX_TEMPLATE)
+    report_set, chosen, manifest, root = _prepare(session, reports_dir, ads, options, names)
+    tasks = _ad_tasks(root, chosen)
+    wanted = {a.campaign for a in chosen}
+    campaigns: list[CampaignReportData] = [c for c in report_set.campaigns if c.campaign in wanted]
+    for camp in campaigns:
+        html_path, pdf_path = campaign_paths(root, camp.campaign)
+        html_path.parent.mkdir(exist_ok=True)
+        tasks.insert(0, ("campaign", camp, html_path, pdf_path))  # the longest tasks first
+    results, workers = _run(tasks, options, manifest, names)
+    written = ReportsWritten(workers=workers)
+    for task, (html_path, pdf_path) in zip(tasks, results):
+        (written.ads if task[0] == "ad" else written.campaigns).extend([html_path, pdf_path])
+    written.campaigns = sorted(written.campaigns, key=lambda p: (p.parent.name, p.suffix))
+    written.index = _write_index(root, report_set, options)
+    written.seconds = time.perf_counter() - started
+    logger.info("Wrote %d ad and %d campaign reports to %s in %.1f s (%d workers)", len(written.ads) // 2,
+                len(written.campaigns) // 2, root, written.seconds, workers)
+    return written
+
+
+def render_ad_reports(
+    session: Session,
+    reports_dir: PathLike,
+    *,
+    ads: Optional[Sequence[tuple[str, str]]] = None,
+    min_faces: int = 10,
+    templates_dir: Optional[PathLike] = None,
+    generated_at=None,
+    paper: str = "a4",
+    examples: bool = False,
+    workers: Optional[int] = 0,
+    manifest: Optional[dict] = None,
+) -> list[Path]:
+    """Write ``<reports_dir>/<campaign>/<ad>.html`` and ``.pdf`` for every ad (or the ones in ``ads``) and
+    nothing else (``render_reports`` also writes campaign reports, the index and the summaries).
+
+    Args:
+        session: an open SQLAlchemy session; nothing is written to the database.
+        reports_dir: output folder, created when missing; names pass through ``safe_filename``.
+        ads: (campaign, ad) pairs to report on; ``None`` reports every ad with at least one image. Pairs
+            without any stored image get no report (logged as a warning).
+        min_faces: ads with fewer faces show counts but not the distribution of expressions.
+        templates_dir: folder with ``ad_report.html`` and ``report.css``; the shipped templates by default.
+        generated_at: the time printed on the reports (UTC); now when omitted.
+        paper: ``a4`` or ``letter``.
+        examples: show crops of the most confident faces per expression.
+        workers: rendering processes (0: in this process; None: one per core).
+        manifest: the model manifest for the reliability appendix; the bundled one when None.
+
+    Returns:
+        The written paths, HTML then PDF for each ad, ads sorted by campaign and ad.
+
+    Raises:
+        ReportError: a template is missing, a path would leave ``reports_dir``, or rendering failed.
+        ConfigError: ``min_faces`` or ``ads`` is malformed.
+    """
+    options = ReportOptions(min_faces=min_faces, paper=paper, examples=examples, workers=workers,
+                            templates_dir=str(templates_dir) if templates_dir is not None else None,
+                            generated_at=generated_at, manifest=manifest)
+    _, chosen, manifest, root = _prepare(session, reports_dir, ads, options, (AD_TEMPLATE,))
+    tasks = _ad_tasks(root, chosen)
+    results, _ = _run(tasks, options, manifest, (AD_TEMPLATE,))
+    return [path for pair in results for path in pair]

@@ -1,0 +1,107 @@
+"""The methodology appendix: how reliable each model is per class, read at render time from the model manifest.
+
+The numbers come from ``models/manifest.json`` (written by ``emotion-batch bundle`` from the model's test
+evaluation, the same numbers as its model card), looked up by the ``model_id`` stored on the faces
+(``<name>@<first 12 hex digits of the file's sha256>``). A model whose name is not in the manifest, or whose
+hash differs from the manifest's (an older or a private model), is reported as of unknown reliability:
+nothing is hard-coded here, so retraining and re-bundling the model updates every later report.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ..labels import EMOTIONS
+
+__all__ = ["ClassReliability", "ModelReliability", "load_manifest", "model_reliability"]
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN = "reliability unknown for this model"
+
+
+@dataclass(frozen=True)
+class ClassReliability:
+    """Precision, recall and F1 of one class on the model's test split."""
+
+    emotion: str
+    precision: float
+    recall: float
+    f1: float
+
+
+@dataclass(frozen=True)
+class ModelReliability:
+    """What the manifest says about one model id; ``classes`` is empty when it is unknown."""
+
+    model_id: str
+    known: bool
+    accuracy: Optional[float] = None
+    macro_f1: Optional[float] = None
+    card: Optional[str] = None
+    classes: tuple[ClassReliability, ...] = ()
+
+    @property
+    def note(self) -> str:
+        """A one-line reading aid: the least and the most reliable classes, or that reliability is unknown."""
+        if not self.known or not self.classes:
+            return UNKNOWN
+        ranked = sorted(self.classes, key=lambda c: (c.f1, c.recall, EMOTIONS.index(c.emotion)))
+        weakest = ", ".join(f"{c.emotion} (F1 {c.f1:.2f})" for c in ranked[:2])
+        best = ranked[-1]
+        return (f"Least reliable classes: {weakest}; most reliable: {best.emotion} (F1 {best.f1:.2f}). "
+                "Read shares of the weak classes with caution.")
+
+
+def load_manifest() -> Optional[dict]:
+    """The bundled models' manifest, or None (logged) when it cannot be read."""
+    from ..classifier import bundled_models
+    from ..exceptions import EmotionBatchError
+
+    try:
+        return bundled_models()
+    except (EmotionBatchError, OSError, ValueError) as exc:
+        logger.warning("The model manifest cannot be read (%s); reliability is shown as unknown", exc)
+        return None
+
+
+def _number(value: Any) -> Optional[float]:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _one(model_id: str, manifest: Optional[Mapping]) -> ModelReliability:
+    name, _, digest = model_id.partition("@")
+    entries = manifest.get("models", {}) if isinstance(manifest, Mapping) else {}
+    entry = entries.get(name) if isinstance(entries, Mapping) else None
+    if not isinstance(entry, Mapping):
+        return ModelReliability(model_id=model_id, known=False)
+    recorded = str(entry.get("sha256") or "")
+    if digest and not recorded.startswith(digest):
+        return ModelReliability(model_id=model_id, known=False)  # same name, another file
+    per_class = entry.get("per_class") if isinstance(entry.get("per_class"), Mapping) else {}
+    classes = []
+    for emotion in EMOTIONS:
+        values = per_class.get(emotion)
+        if not isinstance(values, Mapping):
+            continue
+        numbers = [_number(values.get(k)) for k in ("precision", "recall", "f1")]
+        if None not in numbers:
+            classes.append(ClassReliability(emotion, *numbers))
+    return ModelReliability(
+        model_id=model_id, known=bool(classes), accuracy=_number(entry.get("test_accuracy")),
+        macro_f1=_number(entry.get("test_macro_f1")), card=str(entry["card"]) if entry.get("card") else None,
+        classes=tuple(classes),
+    )
+
+
+def model_reliability(model_ids: Iterable[str], manifest: Optional[Mapping]) -> list[ModelReliability]:
+    """Look every model id up in ``manifest`` (see ``load_manifest``); one entry per id, in the given order.
+
+    Args:
+        model_ids: ids stored on the faces (``name@sha256-prefix``).
+        manifest: the parsed ``models/manifest.json``; None makes every model unknown.
+    """
+    return [_one(model_id, manifest) for model_id in dict.fromkeys(model_ids)]
