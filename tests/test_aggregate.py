@@ -268,3 +268,168 @@ def test_report_data_hides_exactly_the_small_ads(faces, min_faces):
     for report in reports:
         assert report.suppressed == (report.faces < min_faces)
         assert (report.shares is None) == report.suppressed
+
+
+# --- intervals, norms, confidence, time --------------------------------------------------------------------
+
+from emotion_batch.aggregate import (  # noqa: E402
+    CONFIDENCE_BINS,
+    build_report_set,
+    capture_trend,
+    confidence_histogram,
+    percentile_ranks,
+    top_faces,
+    valence,
+    valence_interval,
+    wilson_interval,
+    with_intervals,
+    with_time_basis,
+    with_valence,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(0, 5000), data=st.data())
+def test_wilson_interval_contains_the_share_and_stays_in_0_1(n, data):
+    k = data.draw(st.integers(0, n))
+    interval = wilson_interval(k, n)
+    if n == 0:
+        assert interval is None
+        return
+    low, high = interval
+    assert 0.0 <= low <= k / n <= high <= 1.0
+    assert high - low > 0  # never zero-width, even at 0 % and 100 %
+    if 0 < k < n:
+        assert low > 0.0 and high < 1.0
+
+
+def test_wilson_interval_known_values():
+    # Wilson (1927) / Newcombe (1998) table: 0/10 -> 0-0.2775, 1/10 -> 0.0179-0.4042, 81/263 -> 0.2553-0.3662
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=5e-5)
+    assert wilson_interval(1, 10) == pytest.approx((0.0179, 0.4042), abs=5e-5)
+    assert wilson_interval(81, 263) == pytest.approx((0.2553, 0.3662), abs=5e-5)
+    with pytest.raises(ReportError, match="k=3, n=2"):
+        wilson_interval(3, 2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(faces=face_sets)
+def test_frame_intervals_equal_the_scalar_ones_and_contain_the_shares(faces):
+    faces_df = frames_from(faces)
+    summary = with_intervals(ad_summary(faces_df, images_for(faces_df, extra_ads=["empty"])))
+    for row in summary.iter_rows(named=True):
+        for e in EMOTIONS:
+            expected = wilson_interval(row[f"count_{e}"], row["faces"])
+            if expected is None:
+                assert row[f"ci_low_{e}"] is None and row[f"ci_high_{e}"] is None
+                continue
+            assert (row[f"ci_low_{e}"], row[f"ci_high_{e}"]) == pytest.approx(expected, abs=1e-12)
+            assert 0.0 <= row[f"ci_low_{e}"] <= row[f"share_{e}"] <= row[f"ci_high_{e}"] <= 1.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(counts=st.lists(st.integers(0, 50), min_size=len(EMOTIONS), max_size=len(EMOTIONS)))
+def test_valence_interval_contains_the_valence_and_stays_in_minus_1_1(counts):
+    counts = dict(zip(EMOTIONS, counts))
+    value, interval = valence(counts), valence_interval(counts)
+    if value is None:
+        assert interval is None
+        return
+    assert -1.0 <= interval[0] <= value <= interval[1] <= 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.floats(-1, 1)), min_size=1, max_size=40),
+       eligible=st.lists(st.booleans(), min_size=40, max_size=40))
+def test_percentile_ranks_are_mid_ranks_in_0_100(values, eligible):
+    frame = pl.DataFrame({"valence": values, "ok": eligible[: len(values)]},
+                         schema={"valence": pl.Float64, "ok": pl.Boolean})
+    ranked = percentile_ranks(frame, ["valence"], eligible=pl.col("ok"))
+    members = [v for v, ok in zip(values, eligible) if ok and v is not None]
+    for row in ranked.iter_rows(named=True):
+        if not row["ok"] or row["valence"] is None:
+            assert row["pct_valence"] is None
+            continue
+        below = sum(v < row["valence"] for v in members)
+        same = sum(v == row["valence"] for v in members)
+        assert row["pct_valence"] == pytest.approx(100.0 * (below + same / 2) / len(members))
+        assert 0.0 < row["pct_valence"] < 100.0 or len(members) == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(faces=face_sets, confidence=st.sampled_from([0.2, 0.3, 0.45, 0.5, 0.7, 0.9, 1.0]))
+def test_confidence_histogram_preserves_the_faces(faces, confidence):
+    faces_df = frames_from(faces).with_columns(
+        *[pl.when(pl.col("top_emotion") == e).then(confidence).otherwise((1 - confidence) / 6).alias(f"p_{e}")
+          for e in EMOTIONS])
+    histogram = confidence_histogram(faces_df)
+    assert histogram["faces"].sum() == len(faces)
+    assert histogram.height == len(set(ad for ad, _ in faces)) * (len(CONFIDENCE_BINS) - 1)
+    if faces:
+        hit = histogram.filter(pl.col("faces") > 0)
+        assert ((hit["low"] <= confidence) & ((confidence < hit["high"]) | (hit["high"] == 1.0))).all()
+
+
+def test_time_basis_prefers_exif_then_file_time_then_processing():
+    times = pl.DataFrame({
+        "captured_at": [dt.datetime(2024, 3, 1, 10, tzinfo=dt.timezone.utc), None, None, None],
+        "mtime_ns": [1_700_000_000 * 10**9, 1_700_000_000 * 10**9, 0, 5],
+        "processed_at": [T0] * 4,
+    }, schema={"captured_at": pl.Datetime("us", "UTC"), "mtime_ns": pl.Int64, "processed_at": pl.Datetime("us", "UTC")})
+    out = with_time_basis(times)
+    assert out["time_source"].to_list() == ["exif", "file", "processed", "processed"]  # 5 ns after 1970: not recorded
+    assert out["time"].to_list() == [dt.datetime(2024, 3, 1, 10, tzinfo=dt.timezone.utc),
+                                     dt.datetime.fromtimestamp(1_700_000_000, dt.timezone.utc), T0, T0]
+
+
+def test_capture_trend_counts_faces_per_day_of_the_image_time(session):
+    from emotion_batch.aggregate import load_image_times
+
+    session.execute(ImageRow.__table__.update().where(ImageRow.path.like("Spring/Hero/00%"))
+                    .values(captured_at=dt.datetime(2023, 12, 31, 23, 0, tzinfo=dt.timezone.utc)))
+    session.execute(ImageRow.__table__.update().where(ImageRow.path == "Spring/Hero/003.jpg")
+                    .values(captured_at=None, mtime_ns=1_704_153_600 * 10**9))  # 2024-01-02 00:00 UTC
+    trend = capture_trend(load_faces(session), load_image_times(session)).filter(pl.col("ad") == "Hero")
+    assert trend["day"].to_list() == [dt.date(2023, 12, 31), dt.date(2024, 1, 2)]
+    assert trend["faces"].to_list() == [9, 3]
+    assert trend["faces"].sum() == ad_summary(load_faces(session), load_images(session)).filter(
+        pl.col("ad") == "Hero")["faces"].item()
+
+
+def test_top_faces_picks_the_most_confident_faces_per_emotion():
+    rows = [("a", "happy", 0.9), ("a", "happy", 0.6), ("a", "happy", 0.95), ("a", "sad", 0.5), ("b", "happy", 0.99)]
+    faces = pl.DataFrame([
+        {"campaign": "C", "ad": ad, "image_path": f"{ad}/{i}.jpg", "face_index": 0, "x": 1.0, "y": 2.0, "w": 3.0,
+         "h": 4.0, "top_emotion": top, **{f"p_{e}": (p if e == top else (1 - p) / 6) for e in EMOTIONS}}
+        for i, (ad, top, p) in enumerate(rows)])
+    top = top_faces(faces, per_emotion=2)
+    a = top.filter(pl.col("ad") == "a")
+    assert a["emotion"].to_list() == ["happy", "happy", "sad"]
+    assert a["probability"].to_list() == pytest.approx([0.95, 0.9, 0.5])
+    assert a["rank"].to_list() == [1, 2, 1]
+    with pytest.raises(ConfigError, match="per_emotion=0"):
+        top_faces(faces, per_emotion=0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(faces=face_sets, min_faces=st.integers(1, 20))
+def test_report_set_hides_every_distribution_field_of_small_groups(faces, min_faces):
+    faces_df = frames_from(faces).with_columns(pl.col("ad").alias("image_path"), pl.lit(0).alias("face_index"),
+                                               *[pl.lit(1.0).alias(c) for c in ("x", "y", "w", "h")])
+    images = images_for(faces_df, extra_ads=["empty"])
+    report_set = build_report_set(faces_df, images, min_faces=min_faces)
+    assert sum(a.faces for a in report_set.ads) == len(faces)
+    assert report_set.norm_ads == sum(1 for a in report_set.ads if a.faces >= min_faces)
+    for ad in report_set.ads:
+        hidden = ad.faces < min_faces
+        assert ad.suppressed == hidden
+        fields = (ad.shares, ad.intervals, ad.valence, ad.valence_interval, ad.comparison, ad.confidence)
+        assert all(f is None for f in fields) if hidden else all(f is not None for f in fields)
+        if not hidden:
+            assert math.isclose(sum(ad.shares.values()), 1.0)
+            assert all(0 <= ad.comparison.percentiles[m] <= 100 for m in ad.comparison.percentiles)
+    for camp in report_set.campaigns:
+        assert camp.faces == sum(a.faces for a in camp.ads)
+        assert (camp.shares is None) == (camp.faces < min_faces)
+        assert [a.ad for a in camp.ranking("valence")] == sorted(
+            [a.ad for a in camp.shown_ads], key=lambda name: -next(x.valence for x in camp.ads if x.ad == name))

@@ -220,8 +220,8 @@ class AdReportData:
 
     @property
     def time_basis(self) -> str:
-        """Which times date the images, e.g. ``"EXIF capture time (12 images)"``."""
-        parts = [f"{TIME_SOURCES[s]} ({n} image{'s' if n != 1 else ''})"
+        """Which times date the images, e.g. ``"EXIF capture time for 12 images, file modification time for 1 image"``."""
+        parts = [f"{TIME_SOURCES[s]} for {n} image{'s' if n != 1 else ''}"
                  for s, n in self.time_sources.items() if n]
         return ", ".join(parts) if parts else "unknown"
 
