@@ -54,6 +54,7 @@ from .render import (
     inside,
     make_environment,
     report_paths,
+    svg_as_images,
     template,
     write_atomic,
     write_pdf,
@@ -124,7 +125,7 @@ def _render_one(task: tuple, state: dict[str, Any]) -> tuple[Path, Path]:
     else:
         raise ValueError(f"kind must be one of ['ad', 'campaign']. Received: kind={kind!r}")
     write_atomic(html_path, html_text.encode("utf-8"))
-    write_pdf(html_text, pdf_path, base_url=html_path.parent, font_config=state["fonts"])
+    write_pdf(svg_as_images(html_text), pdf_path, base_url=html_path.parent, font_config=state["fonts"])
     return html_path, pdf_path
 
 
