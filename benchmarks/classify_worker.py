@@ -1,0 +1,77 @@
+"""Our classifier alone on pre-cropped faces, in a process of its own; prints one JSON line.
+
+For each batch size: faces/s of ``Classifier.predict`` from ``uint8`` faces in host memory (cast,
+host-to-device copy where there is a GPU, model), best of ``--repeats`` passes; with a GPU also the model
+alone on faces already on the device, which separates the transfer from the model.
+
+    python benchmarks/classify_worker.py crops.npy --batch-sizes 256,1024,4096
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("crops", type=Path, help=".npy file of (n, side, side) uint8 gray faces")
+    parser.add_argument("--batch-sizes", default="256")
+    parser.add_argument("--model", default=None, help="bundled model name or .keras file [default: bundled default]")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    import numpy as np
+    import tensorflow as tf
+
+    from common import model_macs
+    from emotion_batch.classifier import Classifier
+
+    faces = np.load(args.crops)
+    classifier = Classifier.load(args.model)
+    if faces.shape[1] != classifier.size:
+        from PIL import Image
+
+        faces = np.stack([np.asarray(Image.fromarray(f).resize((classifier.size,) * 2)) for f in faces])
+    faces = faces.reshape(len(faces), classifier.size, classifier.size, 1)
+    if classifier.channels == 3:
+        faces = np.repeat(faces, 3, axis=-1)
+    results = []
+    for batch in (int(b) for b in args.batch_sizes.split(",")):
+        classifier.batch_size = batch
+        classifier.predict(faces[: batch])  # trace and warm up at this batch size
+        best = min(_timed(lambda: classifier.predict(faces)) for _ in range(args.repeats))
+        row = {"batch_size": batch, "faces": len(faces), "faces_per_s": len(faces) / best}
+        if classifier.device == "GPU":
+            on_device = [tf.constant(faces[i : i + batch], dtype=tf.float32) for i in range(0, len(faces), batch)]
+
+            def model_only():
+                for x in on_device:
+                    out = classifier._predict(x)
+                out.numpy()  # wait for the last one
+
+            model_only()
+            row["model_only_faces_per_s"] = len(faces) / min(_timed(model_only) for _ in range(args.repeats))
+        results.append(row)
+    print(json.dumps({"model_id": classifier.model_id, "device": classifier.device,
+                      "macs_per_face": model_macs(classifier.model),
+                      "threads": {"intra": tf.config.threading.get_intra_op_parallelism_threads(),
+                                  "inter": tf.config.threading.get_inter_op_parallelism_threads()},
+                      "results": results}))
+
+
+def _timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    main()
