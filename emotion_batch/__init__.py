@@ -25,6 +25,8 @@ _EXPORTS = {
     "decode_image": "imaging",
     "face_to_tensor": "preprocess",
     "render_ad_reports": "reports",
+    "render_reports": "reports",
+    "ReportOptions": "reports",
     "ad_summary": "aggregate",
     "make_engine": "store.session",
     "init_db": "store.session",

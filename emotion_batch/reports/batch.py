@@ -133,11 +133,19 @@ def _render_in_worker(task: tuple) -> tuple[Path, Path]:
     return _render_one(task, _STATE)
 
 
+#: With ``workers=None``, fewer tasks than this are rendered in this process: starting a worker (importing
+#: WeasyPrint, matplotlib and polars) costs about as much as rendering a few reports.
+MIN_TASKS_FOR_POOL = 10
+
+
 def _worker_count(options: ReportOptions, tasks: int) -> int:
     if options.workers == 0 or tasks <= 1:
         return 0
-    wanted = options.workers if options.workers is not None else (os.cpu_count() or 1)
-    return max(0, min(wanted, tasks))
+    if options.workers is None:
+        if tasks < MIN_TASKS_FOR_POOL or (os.cpu_count() or 1) < 2:
+            return 0
+        return min(os.cpu_count() or 1, tasks)
+    return min(options.workers, tasks)
 
 
 def _run(tasks: list[tuple], options: ReportOptions, manifest: Optional[dict], names: Sequence[str]) -> tuple[list, int]:
