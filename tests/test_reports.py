@@ -305,3 +305,24 @@ def test_pdf_without_harfbuzz_subset_embeds_full_fonts_quietly(session, tmp_path
     assert paths[1].read_bytes().startswith(b"%PDF")
     assert HOSTILE in squash(pdf_text(paths[1]))
     assert weasyprint_records(caplog) == []
+
+
+def test_charts_escape_names_and_never_share_ids():
+    from emotion_batch.reports.charts import confidence_chart_svg, mix_chart_svg, valence_chart_svg
+
+    names = [HOSTILE, 'say "hi" & <b>', "x" * 200]
+    valence_svg = valence_chart_svg(names, [0.5, 0.0, -0.25], [(0.2, 0.7), (-0.3, 0.3), (-0.5, 0.1)], reference=0.1)
+    mix_svg = mix_chart_svg(names, [{e: 1 / 7 for e in EMOTIONS}] * 3)
+    for svg in (valence_svg, mix_svg):
+        assert "<script" not in svg and "<b>" not in svg and "&lt;script&gt;" in svg
+        assert "x" * 30 not in svg  # long names are shortened on the axis (tables show them in full)
+    charts = [valence_svg, mix_svg, confidence_chart_svg([(0.1 * i, 0.1 * i + 0.1, i) for i in range(1, 10)]),
+              emotion_chart_svg({e: 1 / 7 for e in EMOTIONS}, intervals={e: (0.1, 0.2) for e in EMOTIONS},
+                                reference={e: 0.1 for e in EMOTIONS})]
+    ids = [set(re.findall(r'\sid="([^"]+)"', svg)) for svg in charts]
+    for i, first in enumerate(ids):
+        assert first, "every chart defines ids"
+        for second in ids[i + 1 :]:
+            assert not first & second  # one page holds several charts: no id may repeat
+    for svg, own in zip(charts, ids):  # every reference points at an id of its own chart
+        assert set(re.findall(r'#([A-Za-z_][\w.-]*)\)', svg)) <= own
