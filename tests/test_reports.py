@@ -326,3 +326,11 @@ def test_charts_escape_names_and_never_share_ids():
             assert not first & second  # one page holds several charts: no id may repeat
     for svg, own in zip(charts, ids):  # every reference points at an id of its own chart
         assert set(re.findall(r'#([A-Za-z_][\w.-]*)\)', svg)) <= own
+
+
+def test_a_broken_template_is_a_report_error(session, tmp_path):
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "ad_report.html").write_text("<p>{{ data.no_such_field }}</p>", encoding="utf-8")
+    with pytest.raises(ReportError, match="template failed.*no_such_field"):
+        render_ad_reports(session, tmp_path / "out", ads=[("Spring 2024", "Small")], templates_dir=templates)

@@ -39,6 +39,7 @@ from ..aggregate import (
     load_report_set,
     select_ads,
 )
+from ..exceptions import ReportError
 from ..labels import EMOTIONS
 from .methodology import load_manifest
 from .pages import ReportOptions, render_ad_html, render_campaign_html, render_index_html
@@ -114,16 +115,22 @@ def _init_worker(options: ReportOptions, manifest: Optional[dict], names: Sequen
 
 
 def _render_one(task: tuple, state: dict[str, Any]) -> tuple[Path, Path]:
+    import jinja2
+
     kind, data, html_path, pdf_path = task
     options: ReportOptions = state["options"]
-    if kind == "ad":
-        html_text = render_ad_html(data, template=state["templates"][AD_TEMPLATE], options=options,
-                                   manifest=state["manifest"])
-    elif kind == "campaign":
-        html_text = render_campaign_html(data, template=state["templates"][CAMPAIGN_TEMPLATE], options=options,
-                                         manifest=state["manifest"])
-    else:
-        raise ValueError(f"kind must be one of ['ad', 'campaign']. Received: kind={kind!r}")
+    try:
+        if kind == "ad":
+            html_text = render_ad_html(data, template=state["templates"][AD_TEMPLATE], options=options,
+                                       manifest=state["manifest"])
+        elif kind == "campaign":
+            html_text = render_campaign_html(data, template=state["templates"][CAMPAIGN_TEMPLATE], options=options,
+                                             manifest=state["manifest"])
+        else:
+            raise ReportError(f"kind must be one of ['ad', 'campaign']. Received: kind={kind!r}")
+    except jinja2.TemplateError as exc:  # a custom template (--templates_dir) with a mistake
+        raise ReportError(f"The {kind} report template failed ({type(exc).__name__}: {exc}). "
+                          f"Received: output={str(html_path)!r}") from exc
     write_atomic(html_path, html_text.encode("utf-8"))
     write_pdf(svg_as_images(html_text), pdf_path, base_url=html_path.parent, font_config=state["fonts"])
     return html_path, pdf_path
