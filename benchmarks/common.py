@@ -48,10 +48,12 @@ def machine_line() -> str:
 
 
 def write_photos(folder: Path, count: int, width: int, height: int, faces: int, *, seed: int = 0,
-                 ads: int = 4, quality: int = 90) -> list[Path]:
-    """``count`` distinct JPEG photos with ``faces`` real faces each under ``folder/bench/ad_<k>/``."""
+                 ads: int = 4, quality: int = 90, background: str = "gradient") -> list[Path]:
+    """``count`` distinct JPEG photos with ``faces`` real faces each under ``folder/bench/ad_<k>/``,
+    pasted on a smooth ``gradient`` or on a real ``scene`` (see ``emotion_batch.sample.synthetic_photo``)."""
     rng = np.random.default_rng(seed)
-    variants = [np.asarray(synthetic_photo(rng, width, height, faces)) for _ in range(min(count, 25))]
+    variants = [np.asarray(synthetic_photo(rng, width, height, faces, background=background))
+                for _ in range(min(count, 25))]
     paths = []
     for i in range(count):
         target = folder / "bench" / f"ad_{i % ads}" / f"photo_{i:06d}.jpg"

@@ -34,6 +34,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=40)
     parser.add_argument("--detectors", default="blazeface,blazeface-short,mtcnn,haar")
+    parser.add_argument("--background", choices=["scene", "gradient"], default="scene",
+                        help="behind the faces: a real photo without faces (as cluttered as an ad photo) or a smooth gradient")
     args = parser.parse_args()
     detectors = {name: build_detector(name) for name in args.detectors.split(",")}
     print(f"{'setting':<34}{'detector':<17}{'recall':>8}{'false pos':>10}{'ms/photo':>10}")
@@ -42,7 +44,7 @@ def main() -> None:
         photos = []
         for _ in range(args.photos):
             truth: list = []
-            photos.append((np.asarray(synthetic_photo(rng, w, h, n, profile_share=profile, boxes=truth)), truth))
+            photos.append((np.asarray(synthetic_photo(rng, w, h, n, profile_share=profile, boxes=truth, background=args.background)), truth))
         for name, det in detectors.items():
             det.detect(photos[0][0])  # warm-up
             found = total = false_pos = 0

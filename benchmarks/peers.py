@@ -64,6 +64,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="our worker processes [default: one per core]")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--fer-python", help="Python of a virtualenv with fer installed; without it only our side runs")
+    parser.add_argument("--background", choices=["scene", "gradient"], default="scene",
+                        help="behind the faces: a real photo without faces (as cluttered as an ad photo) or a smooth gradient")
     args = parser.parse_args()
 
     print(machine_line())
@@ -85,7 +87,7 @@ def main() -> None:
               f"{'wall s':>8}{'ratio photos/s':>18}")
         for w, h, n in _settings(args.settings):
             root = tmp / f"photos_{w}x{h}x{n}"
-            write_photos(root, args.photos, w, h, n)
+            write_photos(root, args.photos, w, h, n, background=args.background)
             db = tmp / f"ours_{w}x{h}x{n}.sqlite"
             ours = run_job(root, db, detector=args.detector, workers=args.workers, batch=args.batch_size)
             fixed = run_job(root, db, detector=args.detector, workers=args.workers, batch=args.batch_size)["seconds"]

@@ -155,6 +155,8 @@ def main() -> None:
     parser.add_argument("--batch-sizes", help="comma-separated batch sizes to sweep, e.g. 256,1024,4096 (GPU)")
     parser.add_argument("--crops", type=int, default=20000, help="face crops for the classifier sweep")
     parser.add_argument("--stages", action="store_true", help="time each stage in one process instead")
+    parser.add_argument("--background", choices=["scene", "gradient"], default="scene",
+                        help="behind the faces: a real photo without faces (as cluttered as an ad photo) or a smooth gradient")
     args = parser.parse_args()
     args.width, args.height = (int(v) for v in args.size.lower().split("x"))
     args.batch_list = [int(b) for b in (args.batch_sizes or str(args.batch_size)).split(",")]
@@ -163,7 +165,7 @@ def main() -> None:
         tmp = Path(tmp)
         root = tmp / "campaigns"
         t = time.monotonic()
-        write_photos(root, args.images, args.width, args.height, args.faces)
+        write_photos(root, args.images, args.width, args.height, args.faces, background=args.background)
         print(f"inputs: {args.images} photos {args.width}x{args.height} with {args.faces} face(s) each "
               f"(made in {time.monotonic() - t:.1f} s)")
         if args.stages:

@@ -31,21 +31,37 @@ def head(name: str = "astronaut") -> Image.Image:
     return _source(name).crop(_HEADS[name])
 
 
+#: scikit-image photos without faces, used as scenes behind the pasted faces (``background="scene"``)
+SCENES = ("coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "brick", "grass", "gravel")
+BACKGROUNDS = ("gradient", "scene")
+
+
 def synthetic_photo(rng: np.random.Generator, width: int, height: int, faces: int, *, profile_share: float = 0.0,
-                    boxes: list | None = None) -> Image.Image:
+                    boxes: list | None = None, background: str = "gradient") -> Image.Image:
     """A ``width x height`` RGB photo with ``faces`` real faces pasted, varied in size, mirror, light
     and background, placed on a grid so they never overlap.
 
     ``profile_share`` of the faces are the cameraman seen in profile (a hard case for detectors); the
     rest are the frontal astronaut portrait. When ``boxes`` is a list, the true face box
-    ``(x, y, w, h, is_profile)`` of every pasted face is appended to it.
+    ``(x, y, w, h, is_profile)`` of every pasted face is appended to it. ``background`` is ``gradient``
+    (a smooth two-colour ramp with light noise, cheap for every detector) or ``scene`` (a random crop of a
+    real photo without faces, as cluttered as a real ad photo; see ``SCENES``).
     """
-    top_color = rng.integers(40, 220, 3)
-    bottom_color = rng.integers(40, 220, 3)
-    ramp = np.linspace(0, 1, height)[:, None, None]
-    canvas = (top_color * (1 - ramp) + bottom_color * ramp) * np.ones((1, width, 1))
-    canvas += rng.normal(0, 6, canvas.shape)
-    photo = Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8))
+    if background == "gradient":
+        top_color = rng.integers(40, 220, 3)
+        bottom_color = rng.integers(40, 220, 3)
+        ramp = np.linspace(0, 1, height)[:, None, None]
+        canvas = (top_color * (1 - ramp) + bottom_color * ramp) * np.ones((1, width, 1))
+        canvas += rng.normal(0, 6, canvas.shape)
+        photo = Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8))
+    elif background == "scene":
+        scene = _source(SCENES[int(rng.integers(len(SCENES)))])
+        photo = ImageOps.fit(scene, (width, height), Image.Resampling.BILINEAR,
+                             centering=(float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.2, 0.8))))
+        if rng.random() < 0.5:
+            photo = ImageOps.mirror(photo)
+    else:
+        raise ValueError(f"background must be one of {list(BACKGROUNDS)}. Received: background={background!r}")
     cols = int(np.ceil(np.sqrt(faces * width / height))) if faces else 1
     rows = int(np.ceil(faces / cols)) if faces else 1
     cell_w, cell_h = width // cols, height // rows
