@@ -126,6 +126,21 @@ def test_exports_match_the_keras_model(tmp_path, tiny_model_file, fmt, tolerance
     np.testing.assert_allclose(got, expected, atol=tolerance)
 
 
+def test_export_model_command_prints_one_line_per_export(tmp_path, tiny_model_file):
+    from click.testing import CliRunner
+
+    from emotion_batch.cli import cli
+
+    out = tmp_path / "export"
+    result = CliRunner().invoke(cli, ["export-model", "--model", str(tiny_model_file), "--out", str(out),
+                                      "--format", "tflite", "--format", "tflite-quant"])
+    assert result.exit_code == 0, result.output
+    name = tiny_model_file.stem
+    assert result.output.splitlines() == [f"emotion-batch: tflite: {out / (name + '.tflite')}",
+                                          f"emotion-batch: tflite-quant: {out / (name + '.quant.tflite')}"]
+    assert (out / f"{name}.tflite").stat().st_size > 0
+
+
 def test_evaluate_command_reports_the_metrics_it_computes(tmp_path, tiny_model_file):
     import keras
     from click.testing import CliRunner

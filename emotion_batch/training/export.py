@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +13,8 @@ import numpy as np
 from ..exceptions import ConfigError
 
 FORMATS = ("savedmodel", "tflite", "tflite-quant")
+
+log = logging.getLogger(__name__)
 
 
 def export_model(model, out_dir: str | Path, *, name: str, fmt: str, version: int = 1) -> Path:
@@ -42,7 +47,11 @@ def export_model(model, out_dir: str | Path, *, name: str, fmt: str, version: in
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     target = out / f"{name}{'.quant' if fmt == 'tflite-quant' else ''}.tflite"
     out.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(converter.convert())
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):  # Keras prints its temporary SavedModel's signatures on stdout
+        flat = converter.convert()
+    log.debug("TFLite converter said: %s", printed.getvalue())
+    target.write_bytes(flat)
     return target
 
 
