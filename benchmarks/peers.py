@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--settings", default=",".join(f"{w}x{h}x{n}" for w, h, n in PHOTO_SETTINGS),
                         help="WIDTHxHEIGHTxFACES,... [default: the four of the issue]")
     parser.add_argument("--detector", default="blazeface")
+    parser.add_argument("--min-face-size", dest="min_face", type=float, help="our --min-face-size (pixels) [default: the detector's own]")
     parser.add_argument("--workers", type=int, default=None, help="our worker processes [default: one per core]")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--fer-python", help="Python of a virtualenv with fer installed; without it only our side runs")
@@ -78,7 +79,8 @@ def main() -> None:
     mib = 2**20
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        print(f"\n1. end to end, {args.photos} photos per setting; ours: detector {args.detector}, "
+        print(f"\n1. end to end, {args.photos} photos per setting; ours: detector {args.detector}"
+              f"{f' --min-face-size {args.min_face:g}' if args.min_face else ''}, "
               f"workers {args.workers or 'one per core'}, batch {args.batch_size}")
         print("photos/s: ours from the job's own clock, worker start-up included; 'steady' leaves out the fixed\n"
               "cost of a run (start-up, discovery, pool end), measured by a second run over the same, unchanged files;\n"
@@ -89,8 +91,10 @@ def main() -> None:
             root = tmp / f"photos_{w}x{h}x{n}"
             write_photos(root, args.photos, w, h, n, background=args.background)
             db = tmp / f"ours_{w}x{h}x{n}.sqlite"
-            ours = run_job(root, db, detector=args.detector, workers=args.workers, batch=args.batch_size)
-            fixed = run_job(root, db, detector=args.detector, workers=args.workers, batch=args.batch_size)["seconds"]
+            extra = ["--min-face-size", str(args.min_face)] if args.min_face else []
+            ours = run_job(root, db, detector=args.detector, workers=args.workers, batch=args.batch_size, extra=extra)
+            fixed = run_job(root, db, detector=args.detector, workers=args.workers, batch=args.batch_size,
+                            extra=extra)["seconds"]
             steady = ours["processed"] / max(1e-9, ours["seconds"] - fixed)
             label = f"{w}x{h}, {n} face{'s' if n > 1 else ''}"
             print(f"{label:<22}{'ours':<6}{ours['images_per_second']:>9.1f}{steady:>8.1f}{ours['faces_per_second']:>9.1f}"

@@ -77,6 +77,17 @@ def model_options(f):
     return click.option("--model-sha256", metavar="HEX", help="Expected sha256 of a --model file.")(f)
 
 
+def detector_options(f):
+    f = click.option("--min-face-size", "min_face", type=click.FloatRange(min=1), metavar="PX",
+                     help="Smallest face side to report, in pixels of the searched image (photos are searched at "
+                          "most 1920 px on their long side); larger is faster with blazeface and haar  "
+                          "[default: the detector's own, 16; haar 24]")(f)
+    f = click.option("--min-score", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                     help="Detection threshold  [default: the detector's own]")(f)
+    return click.option("--detector", type=click.Choice(DETECTOR_CHOICES), default="blazeface", show_default=True,
+                        help="Face detector; 'none' treats every image as one face crop.")(f)
+
+
 def output_options(f):
     f = click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line (for cron).")(f)
     f = click.option("-v", "--verbose", count=True, help="More log lines (-vv for debug).")(f)
@@ -102,10 +113,7 @@ def cli() -> None:
 @db_option
 @reports_option
 @model_options
-@click.option("--detector", type=click.Choice(DETECTOR_CHOICES), default="blazeface", show_default=True,
-              help="Face detector; 'none' treats every image as one face crop.")
-@click.option("--min-score", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="Detection threshold  [default: the detector's own]")
+@detector_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True, help="Faces per model call.")
 @click.option("--workers", type=click.IntRange(min=0), help="Decode/detect processes (Ray actors with --engine ray)  [default: one per core; 0: none]")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=120_000_000, show_default=True,
@@ -120,7 +128,7 @@ def cli() -> None:
               help="With --engine ray: GPUs per actor (0.25: four actors share a GPU).")
 @output_options
 def run(root, db, reports, min_faces, paper, examples, report_workers, model, model_sha256, detector, min_score,
-        batch_size, workers, max_pixels, reprocess, no_reports, engine, ray_address, ray_gpus, quiet, verbose,
+        min_face, batch_size, workers, max_pixels, reprocess, no_reports, engine, ray_address, ray_gpus, quiet, verbose,
         as_json) -> None:
     """Find faces in new images under ROOT, classify them, store the results and render reports."""
     _setup_logging(verbose, quiet)
@@ -132,7 +140,8 @@ def run(root, db, reports, min_faces, paper, examples, report_workers, model, mo
     settings = Settings.from_options(db=db, reports=reports, min_faces=min_faces, model=model, model_sha256=model_sha256,
                                      paper=paper, examples=examples, report_workers=report_workers)
     options = RunOptions(root=root, detector=detector, batch_size=batch_size, workers=workers, reprocess=reprocess,
-                         min_score=min_score, max_pixels=max_pixels, engine=engine, ray_address=ray_address,
+                         min_score=min_score, min_face=min_face, max_pixels=max_pixels, engine=engine,
+                         ray_address=ray_address,
                          ray_gpus=ray_gpus)
     show_bar = not quiet and not as_json and sys.stderr.isatty()
     bar = None
@@ -518,10 +527,7 @@ def evaluate(model, model_sha256, data, split, labels, flip_tta, out_dir) -> Non
 @click.option("--db", "db", metavar="URL", envvar="EMOTION_BATCH_DB", show_envvar=True,
               help="Store results of requests that name a campaign and an ad in this database (the batch job's)  "
                    "[default: store nothing]")
-@click.option("--detector", type=click.Choice(DETECTOR_CHOICES), default="blazeface", show_default=True,
-              help="Face detector; 'none' treats every image as one face crop.")
-@click.option("--min-score", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="Detection threshold  [default: the detector's own]")
+@detector_options
 @click.option("--detectors", "detector_count", type=click.IntRange(min=1),
               help="Detector instances working in parallel  [default: one per core]")
 @click.option("--max-upload-mb", type=click.FloatRange(min=0.01), default=20.0, show_default=True,
@@ -537,7 +543,7 @@ def evaluate(model, model_sha256, data, split, labels, flip_tta, out_dir) -> Non
 @click.option("--max-batch", type=click.IntRange(min=1), default=256, show_default=True, help="Most faces per model call.")
 @click.option("--no-batching", is_flag=True, help="One model call per request (no micro-batching).")
 @click.option("-v", "--verbose", count=True, help="More log lines (-vv for debug).")
-def serve_command(model, model_sha256, host, port, db, detector, min_score, detector_count, max_upload_mb,
+def serve_command(model, model_sha256, host, port, db, detector, min_score, min_face, detector_count, max_upload_mb,
                   max_request_mb, max_files, max_pixels, batch_wait_ms, max_batch, no_batching, verbose) -> None:
     """Serve the upload page and the JSON API (needs the 'api' extra: pip install 'emotion-batch[api]')."""
     _setup_logging(max(verbose, 1), False)
@@ -556,7 +562,8 @@ def serve_command(model, model_sha256, host, port, db, detector, min_score, dete
     try:
         settings.validate()
         clf = Classifier.load(model, sha256=model_sha256, batch_size=max_batch)
-        dets = [build_detector(detector, min_score=min_score) for _ in range(detector_count or os.cpu_count() or 1)]
+        dets = [build_detector(detector, min_score=min_score, min_face=min_face)
+                for _ in range(detector_count or os.cpu_count() or 1)]
         click.echo(f"emotion-batch: serving {clf.model_id} ({clf.device}, {len(dets)} x {detector} detector) "
                    f"on http://{host}:{port}/", err=True)
         serve(clf, dets, settings, host=host, port=port, log_level="debug" if verbose > 1 else "info")

@@ -55,6 +55,7 @@ class RunOptions:
     work_side: int = DEFAULT_WORK_SIDE
     margin: float = DEFAULT_MARGIN
     min_score: float | None = None
+    min_face: float | None = None  # smallest face side in pixels of the searched image; None: the detector's own
     engine: str = "local"  # local: worker processes on this machine; ray: Ray Data actors (engines/ray_engine.py)
     ray_address: str | None = None  # with engine="ray": "auto", "ray://host:10001", or None for a local Ray
     ray_gpus: float = 0.0  # with engine="ray": GPUs per actor (0: CPU actors)
@@ -66,6 +67,8 @@ class RunOptions:
             raise ConfigError(f"batch_size must be positive. Received: batch_size={self.batch_size!r}")
         if self.workers is not None and self.workers < 0:
             raise ConfigError(f"workers must be 0 or more. Received: workers={self.workers!r}")
+        if self.min_face is not None and not self.min_face > 0:
+            raise ConfigError(f"min_face must be a positive number of pixels. Received: min_face={self.min_face!r}")
         if self.chunk_images < 1:
             raise ConfigError(f"chunk_images must be positive. Received: chunk_images={self.chunk_images!r}")
         if self.engine not in ENGINES:
@@ -155,7 +158,7 @@ class Analyser:
         self.options = options
         self.size = size
         self.channels = channels
-        self.detector = build_detector(options.detector, min_score=options.min_score)
+        self.detector = build_detector(options.detector, min_score=options.min_score, min_face=options.min_face)
 
     def __call__(self, task: Task) -> Outcome:
         """The outcome of one image: its faces as model tensors, or why there are none."""

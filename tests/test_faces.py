@@ -45,3 +45,28 @@ def test_haar_and_none_detectors():
 def test_unknown_detector_lists_choices():
     with pytest.raises(ConfigError, match="blazeface"):
         build_detector("dlib")
+
+
+def test_min_face_drops_tiles_that_could_only_find_smaller_faces(blazeface):
+    quick = build_detector("blazeface", min_face=64)
+    assert quick.min_size == 64.0
+    assert len(blazeface.regions(640, 480)) > 1  # the default searches tiles for faces down to 16 px
+    assert quick.regions(640, 480) == [(0, 0, 640)]  # the whole view resolves 64 px faces: no tile
+    assert len(quick.regions(1920, 1080)) > 1 and all(side >= 12 * 64 for _, _, side in quick.regions(1920, 1080)[1:])
+    truth: list = []
+    photo = np.asarray(synthetic_photo(np.random.default_rng(4), 640, 480, 1, boxes=truth, background="scene"))
+    faces = quick.detect(photo)
+    assert len(faces) == 1 and truth[0][2] >= 64
+    assert iou_matrix(np.array([t[:4] for t in truth]), np.array([f.box for f in faces]))[0, 0] > 0.3
+
+
+def test_min_face_hides_smaller_faces_and_reaches_every_detector():
+    truth: list = []
+    photo = np.asarray(synthetic_photo(np.random.default_rng(5), 1920, 1080, 12, boxes=truth))
+    smallest = min(t[2] for t in truth)
+    assert len(build_detector("blazeface").detect(photo)) == 12
+    assert build_detector("blazeface", min_face=3 * smallest).detect(photo) == []
+    assert build_detector("haar", min_face=40).min_size == 40.0
+    assert build_detector("mtcnn", min_face=40).min_size == 40.0
+    with pytest.raises(ConfigError, match="min_face"):
+        build_detector("blazeface", min_face=0)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import sessionmaker
 
-from emotion_batch.exceptions import RunLockedError
+from emotion_batch.exceptions import ConfigError, RunLockedError
 from emotion_batch.labels import EMOTIONS
 from emotion_batch.pipeline import RunOptions, run_batch
 from emotion_batch.store.models import Ad, Campaign, FaceRow, ImageRow, Run
@@ -144,3 +144,14 @@ def test_huge_image_is_refused_before_decoding(factory, tiny_classifier, tmp_pat
     with factory() as s:
         status, error = s.execute(text("SELECT status, error FROM image_results")).one()
     assert status == "unsupported" and "c/a/huge.png" in error and "20,000,000" in error
+
+
+def test_min_face_reaches_the_worker_processes(factory, tiny_classifier, campaign_tree):
+    """--min-face larger than every face in the tree: the workers' detectors report no face at all."""
+    summary = _run(factory, tiny_classifier, campaign_tree["root"], workers=1, min_face=5000)
+    assert summary.status == "ok" and summary.faces == 0
+    with factory() as s:
+        statuses = {r.status for r in s.execute(text("SELECT status FROM image_results"))}
+    assert "ok" not in statuses and "no_face" in statuses
+    with pytest.raises(ConfigError, match="min_face"):
+        RunOptions(root=str(campaign_tree["root"]), min_face=0).validate()

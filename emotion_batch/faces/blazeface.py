@@ -121,10 +121,12 @@ class BlazeFaceDetector:
         """``(left, top, side)`` of the whole image and of the overlapping tiles searched in it.
 
         A tile of side S finds faces down to about S/12; tiles are at least 40% of the long side, so a
-        photo gets at most about six tiles, evenly spread with at least 25% overlap.
+        photo gets at most about six tiles, evenly spread with at least 25% overlap. Tiles are never
+        smaller than 12 x ``min_size``: no tile is searched for faces smaller than those reported, and a
+        photo whose whole view already resolves ``min_size`` faces gets no tile at all.
         """
         out = [(0, 0, max(width, height))]
-        tile = max(self.tile, int(0.4 * max(width, height))) if self.tile else 0
+        tile = max(self.tile, int(0.4 * max(width, height)), int(12 * self.min_size)) if self.tile else 0
         if not tile or max(width, height) <= 1.25 * tile:
             return out
         tile = min(tile, width, height)
