@@ -63,8 +63,9 @@ def reports_option(f):
 
 def _reports_line(written, folder: str) -> str:
     """What a command wrote, for its summary line."""
-    return (f"{len(written.ads) // 2} ad reports, {len(written.campaigns) // 2} campaign reports"
+    line = (f"{len(written.ads) // 2} ad reports, {len(written.campaigns) // 2} campaign reports"
             f"{', index and summaries' if written.index else ''} in {folder}")
+    return line + (f"; open {os.path.join(folder, 'index.html')}" if written.index else "")
 
 
 def _reports_json(written) -> dict:

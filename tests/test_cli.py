@@ -189,7 +189,7 @@ def test_run_renders_reports_and_report_rerenders_from_the_database(tmp_path, ca
                                       "--model", str(tiny_model_file), "--workers", "0", "--min-faces", "2",
                                       "--examples", "--report-workers", "0"])
     assert result.exit_code == 0, result.output
-    assert f"3 ad reports, 2 campaign reports, index and summaries in {reports}" in result.output
+    assert f"3 ad reports, 2 campaign reports, index and summaries in {reports}; open {reports / 'index.html'}" in result.output
     pdf = reports / "summer" / "ad_one.pdf"
     html = reports / "summer" / "ad_one.html"
     assert pdf.read_bytes().startswith(b"%PDF") and html.is_file()
