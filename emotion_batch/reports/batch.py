@@ -173,23 +173,31 @@ def _run(tasks: list[tuple], options: ReportOptions, manifest: Optional[dict], n
 # ---- summaries ------------------------------------------------------------------------------------------------
 
 
+def _distribution_columns(group: AdReportData | CampaignReportData) -> dict[str, Any]:
+    """valence with its interval, then count_, share_ and ci_low_/ci_high_ of every emotion (None when hidden)."""
+    row: dict[str, Any] = {
+        "valence": group.valence,
+        "valence_low": group.valence_interval[0] if group.valence_interval else None,
+        "valence_high": group.valence_interval[1] if group.valence_interval else None,
+    }
+    for e in EMOTIONS:
+        row[f"count_{e}"] = group.emotion_counts[e] if group.emotion_counts else None
+    for e in EMOTIONS:
+        row[f"share_{e}"] = group.shares[e] if group.shares else None
+    for e in EMOTIONS:
+        row[f"ci_low_{e}"] = group.intervals[e][0] if group.intervals else None
+        row[f"ci_high_{e}"] = group.intervals[e][1] if group.intervals else None
+    return row
+
+
 def _flat(ad: AdReportData) -> dict[str, Any]:
     row: dict[str, Any] = {
         "campaign": ad.campaign, "ad": ad.ad, "images": ad.images, "images_ok": ad.images_ok,
         "images_no_face": ad.images_no_face, "images_failed": ad.images_failed, "faces": ad.faces,
         "faces_per_image": ad.faces_per_image, "suppressed": ad.suppressed,
         "suppression_reason": ad.suppression_reason, "dominant_emotion": ad.dominant_emotion,
-        "valence": ad.valence,
-        "valence_low": ad.valence_interval[0] if ad.valence_interval else None,
-        "valence_high": ad.valence_interval[1] if ad.valence_interval else None,
+        **_distribution_columns(ad),
     }
-    for e in EMOTIONS:
-        row[f"count_{e}"] = ad.emotion_counts[e] if ad.emotion_counts else None
-    for e in EMOTIONS:
-        row[f"share_{e}"] = ad.shares[e] if ad.shares else None
-    for e in EMOTIONS:
-        row[f"ci_low_{e}"] = ad.intervals[e][0] if ad.intervals else None
-        row[f"ci_high_{e}"] = ad.intervals[e][1] if ad.intervals else None
     for e in EMOTIONS:
         row[f"mean_p_{e}"] = ad.mean_probabilities[e] if ad.mean_probabilities else None
     pct = ad.comparison.percentiles if ad.comparison else {}
@@ -215,17 +223,8 @@ def _flat_campaign(camp: CampaignReportData) -> dict[str, Any]:
         "campaign": camp.campaign, "ads": len(camp.ads), "ads_shown": len(camp.shown_ads),
         "images": camp.images, "images_ok": camp.images_ok, "images_no_face": camp.images_no_face,
         "images_failed": camp.images_failed, "faces": camp.faces, "suppressed": camp.suppressed,
-        "dominant_emotion": camp.dominant_emotion, "valence": camp.valence,
-        "valence_low": camp.valence_interval[0] if camp.valence_interval else None,
-        "valence_high": camp.valence_interval[1] if camp.valence_interval else None,
+        "dominant_emotion": camp.dominant_emotion, **_distribution_columns(camp),
     }
-    for e in EMOTIONS:
-        row[f"count_{e}"] = camp.emotion_counts[e] if camp.emotion_counts else None
-    for e in EMOTIONS:
-        row[f"share_{e}"] = camp.shares[e] if camp.shares else None
-    for e in EMOTIONS:
-        row[f"ci_low_{e}"] = camp.intervals[e][0] if camp.intervals else None
-        row[f"ci_high_{e}"] = camp.intervals[e][1] if camp.intervals else None
     row["period_start"] = camp.period_start.isoformat() if camp.period_start else None
     row["period_end"] = camp.period_end.isoformat() if camp.period_end else None
     row["model_ids"] = " ".join(camp.model_ids)
