@@ -14,8 +14,8 @@ COPY sql ./sql
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-compile ".[api,postgres]" \
  && find /opt/venv -name "__pycache__" -prune -exec rm -rf {} + \
- && /opt/venv/bin/python -c "from emotion_batch.classifier import resolve_model, sha256_file; \
-i = resolve_model(None); assert sha256_file(i.path) == i.sha256, 'model hash mismatch'"
+ && /opt/venv/bin/python -c "from emotion_batch.classifier import locate_model; \
+[locate_model(None, backend=b) for b in ('keras', 'litert')]"
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home-dir /app --create-home app \

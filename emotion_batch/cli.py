@@ -78,6 +78,12 @@ def model_options(f):
     return click.option("--model-sha256", metavar="HEX", help="Expected sha256 of a --model file.")(f)
 
 
+def backend_option(f):
+    return click.option("--backend", type=click.Choice(["auto", "keras", "litert"]), default="auto", show_default=True,
+                        help="How the model runs: litert (its int8 .tflite file, CPU, no TensorFlow), keras "
+                             "(TensorFlow, a GPU where present); auto: litert without a GPU when the model has one.")(f)
+
+
 def detector_options(f):
     f = click.option("--min-face-size", "min_face", type=click.FloatRange(min=1), metavar="PX",
                      help="Smallest face side to report, in pixels of the searched image (photos are searched at "
@@ -114,6 +120,7 @@ def cli() -> None:
 @db_option
 @reports_option
 @model_options
+@backend_option
 @detector_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True, help="Faces per model call.")
 @click.option("--workers", type=click.IntRange(min=0), help="Decode/detect processes (Ray actors with --engine ray)  [default: one per core; 0: none]")
@@ -128,7 +135,7 @@ def cli() -> None:
 @click.option("--ray-gpus", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="With --engine ray: GPUs per actor (0.25: four actors share a GPU).")
 @output_options
-def run(root, db, reports, min_faces, paper, examples, report_workers, model, model_sha256, detector, min_score,
+def run(root, db, reports, min_faces, paper, examples, report_workers, model, model_sha256, backend, detector, min_score,
         min_face, batch_size, workers, max_pixels, reprocess, no_reports, engine, ray_address, ray_gpus, quiet, verbose,
         as_json) -> None:
     """Find faces in new images under ROOT, classify them, store the results and render reports."""
@@ -139,7 +146,7 @@ def run(root, db, reports, min_faces, paper, examples, report_workers, model, mo
     from .pipeline import RunOptions
 
     settings = Settings.from_options(db=db, reports=reports, min_faces=min_faces, model=model, model_sha256=model_sha256,
-                                     paper=paper, examples=examples, report_workers=report_workers)
+                                     backend=backend, paper=paper, examples=examples, report_workers=report_workers)
     options = RunOptions(root=root, detector=detector, batch_size=batch_size, workers=workers, reprocess=reprocess,
                          min_score=min_score, min_face=min_face, max_pixels=max_pixels, engine=engine,
                          ray_address=ray_address,
@@ -494,6 +501,7 @@ def export_model_command(model, model_sha256, out_dir, fmt, version) -> None:
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @model_options
+@backend_option
 @click.option("--data", required=True, type=click.Path(exists=True),
               help="FER2013 folder or CSV, or a <split>/<emotion>/ folder tree.")
 @click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
@@ -501,17 +509,17 @@ def export_model_command(model, model_sha256, out_dir, fmt, version) -> None:
 @click.option("--flip-tta", is_flag=True, help="Average with mirrored faces.")
 @click.option("--out", "out_dir", default="evaluation", show_default=True, type=click.Path(file_okay=False),
               help="Folder for evaluation.json/.html/.pdf.")
-def evaluate(model, model_sha256, data, split, labels, flip_tta, out_dir) -> None:
+def evaluate(model, model_sha256, backend, data, split, labels, flip_tta, out_dir) -> None:
     """Accuracy, per-class precision/recall/F1, confusion matrix and ROC/AUC of a model, with a report."""
     _quiet_tensorflow()
-    from .classifier import Classifier
+    from .classifier import load_classifier
     from .training.evaluate import evaluate as evaluate_model, load_labelled
     from .training.report import write_evaluation_report
 
     try:
-        clf = Classifier.load(model, sha256=model_sha256)
+        clf = load_classifier(model, sha256=model_sha256, backend=backend, batch_size=512)
         faces = load_labelled(data, split=split, size=clf.size, channels=clf.channels, labels=labels)
-        report = evaluate_model(clf.model, faces, flip_tta=flip_tta)
+        report = evaluate_model(clf, faces, flip_tta=flip_tta)
         paths = write_evaluation_report(report, out_dir, model_id=clf.model_id, data=f"{faces.source}, split {split}")
     except EmotionBatchError as exc:
         raise _fail(exc) from exc
@@ -523,6 +531,7 @@ def evaluate(model, model_sha256, data, split, labels, flip_tta, out_dir) -> Non
 
 @cli.command("serve", context_settings=CONTEXT_SETTINGS)
 @model_options
+@backend_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 in a container).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--db", "db", metavar="URL", envvar="EMOTION_BATCH_DB", show_envvar=True,
@@ -544,7 +553,7 @@ def evaluate(model, model_sha256, data, split, labels, flip_tta, out_dir) -> Non
 @click.option("--max-batch", type=click.IntRange(min=1), default=256, show_default=True, help="Most faces per model call.")
 @click.option("--no-batching", is_flag=True, help="One model call per request (no micro-batching).")
 @click.option("-v", "--verbose", count=True, help="More log lines (-vv for debug).")
-def serve_command(model, model_sha256, host, port, db, detector, min_score, min_face, detector_count, max_upload_mb,
+def serve_command(model, model_sha256, backend, host, port, db, detector, min_score, min_face, detector_count, max_upload_mb,
                   max_request_mb, max_files, max_pixels, batch_wait_ms, max_batch, no_batching, verbose) -> None:
     """Serve the upload page and the JSON API (needs the 'api' extra: pip install 'emotion-batch[api]')."""
     _setup_logging(max(verbose, 1), False)
@@ -554,7 +563,7 @@ def serve_command(model, model_sha256, host, port, db, detector, min_score, min_
         raise click.ClickException(f"emotion-batch serve needs the api extra ({exc}); "
                                    "pip install 'emotion-batch[api]'") from exc
     _quiet_tensorflow(verbose)
-    from .classifier import Classifier
+    from .classifier import load_classifier
     from .faces import build_detector
 
     settings = ServeSettings(max_image_bytes=int(max_upload_mb * 2**20), max_request_bytes=int(max_request_mb * 2**20),
@@ -562,7 +571,7 @@ def serve_command(model, model_sha256, host, port, db, detector, min_score, min_
                              batch_wait_ms=batch_wait_ms, max_batch=max_batch, db=db or None)
     try:
         settings.validate()
-        clf = Classifier.load(model, sha256=model_sha256, batch_size=max_batch)
+        clf = load_classifier(model, sha256=model_sha256, batch_size=max_batch, backend=backend)
         dets = [build_detector(detector, min_score=min_score, min_face=min_face)
                 for _ in range(detector_count or os.cpu_count() or 1)]
         click.echo(f"emotion-batch: serving {clf.model_id} ({clf.device}, {len(dets)} x {detector} detector) "

@@ -23,6 +23,7 @@ class Settings:
     report_workers: int | None = None
     model: str | None = None
     model_sha256: str | None = None
+    backend: str = "auto"  # classifier backend: auto | keras | litert (classifier.choose_backend)
 
     @classmethod
     def from_options(cls, *, db: str | None = None, reports: str | None = None, **kwargs) -> "Settings":

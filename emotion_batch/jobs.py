@@ -38,7 +38,7 @@ def run_job(settings: Settings, options: RunOptions, *, progress: Callable[[int]
     Returns:
         The run's summary and what was rendered (nothing when ``render`` is false or no ad has new results).
     """
-    from .classifier import Classifier
+    from .classifier import load_classifier
     from .reports import ReportsWritten
 
     options.validate()
@@ -49,9 +49,10 @@ def run_job(settings: Settings, options: RunOptions, *, progress: Callable[[int]
         from .engines.ray_engine import ModelRef, run_batch_ray
 
         model = ModelRef.resolve(settings.model, sha256=settings.model_sha256, batch_size=options.batch_size,
-                                 gpus=options.ray_gpus)
+                                 gpus=options.ray_gpus, backend=settings.backend)
     elif classifier is None:
-        classifier = Classifier.load(settings.model, sha256=settings.model_sha256, batch_size=options.batch_size)
+        classifier = load_classifier(settings.model, sha256=settings.model_sha256, batch_size=options.batch_size,
+                                     backend=settings.backend)
     engine = make_engine(settings.db)
     try:
         factory = sessionmaker(bind=engine, expire_on_commit=False)

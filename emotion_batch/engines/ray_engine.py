@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..classifier import verify_model
+from ..classifier import locate_model
 from ..exceptions import ConfigError, EngineError
 from ..pipeline import Analyser, Outcome, RunOptions, RunSummary, Task, classify_outcomes, run_batch
 
@@ -48,13 +48,14 @@ def _import_ray():
 class ModelRef:
     """The classifier as the driver names it and every actor loads it: a file path and its sha256.
 
-    The Keras object itself never travels; each actor loads the file once and checks its hash, so a node
+    The model object itself never travels; each actor loads the file once and checks its hash, so a node
     with a different file fails loudly instead of writing other numbers under the same model id.
 
     Attributes:
-        path: absolute path of the ``.keras`` file (the same on every node).
+        path: absolute path of the ``.keras`` or ``.tflite`` file (the same on every node); its suffix
+            says the backend the actors use.
         sha256: its expected sha256.
-        model_id: the id written with every face, as ``Classifier.load`` makes it.
+        model_id: the id written with every face, as ``classifier.locate_model`` makes it.
         batch_size: faces per model call in the actors.
         device: what the run summary reports (``ray:CPU`` or ``ray:GPU``).
     """
@@ -67,21 +68,29 @@ class ModelRef:
 
     @classmethod
     def resolve(cls, model: str | None = None, *, sha256: str | None = None, batch_size: int = 256,
-                gpus: float = 0.0) -> "ModelRef":
+                gpus: float = 0.0, backend: str = "auto") -> "ModelRef":
         """Find and hash-check a bundled model by name (default: the manifest's default) or a file by path.
+
+        The backend is chosen here, once for every actor (``classifier.choose_backend``); actors given a
+        GPU share (``gpus > 0``) run the Keras file whatever ``backend`` says when it is ``auto``.
 
         Raises:
             ModelError: the file is missing or does not match its recorded sha256.
         """
-        info, actual = verify_model(model, sha256=sha256)
-        return cls(path=str(info.path.resolve()), sha256=actual, model_id=f"{info.name}@{actual[:12]}",
+        if gpus > 0 and backend == "auto":
+            backend = "keras"
+        ref = locate_model(model, sha256=sha256, backend=backend)
+        return cls(path=str(ref.path.resolve()), sha256=ref.sha256, model_id=ref.model_id,
                    batch_size=batch_size, device="ray:GPU" if gpus > 0 else "ray:CPU")
 
     def load(self):
-        """The ``Classifier`` of this file (in an actor), after checking the file's sha256."""
-        from ..classifier import Classifier
+        """The classifier of this file (in an actor), after checking the file's sha256; the model id is the
+        driver's, so that every node writes the same one."""
+        from ..classifier import load_classifier
 
-        return Classifier.load(self.path, sha256=self.sha256, batch_size=self.batch_size)
+        classifier = load_classifier(self.path, sha256=self.sha256, batch_size=self.batch_size)
+        classifier.model_id = self.model_id
+        return classifier
 
 
 class _Predictor:

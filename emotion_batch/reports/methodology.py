@@ -2,7 +2,8 @@
 
 The numbers come from ``models/manifest.json`` (written by ``emotion-batch bundle`` from the model's test
 evaluation, the same numbers as its model card), looked up by the ``model_id`` stored on the faces
-(``<name>@<first 12 hex digits of the file's sha256>``). A model whose name is not in the manifest, or whose
+(``<name>@<first 12 hex digits of the file's sha256>``); the id of a model's quantized LiteRT file finds
+that file's own metrics (the manifest's ``litert`` entry). A model whose name is not in the manifest, or whose
 hash differs from the manifest's (an older or a private model), is reported as of unknown reliability:
 nothing is hard-coded here, so retraining and re-bundling the model updates every later report.
 """
@@ -78,8 +79,11 @@ def _one(model_id: str, manifest: Optional[Mapping]) -> ModelReliability:
     entry = entries.get(name) if isinstance(entries, Mapping) else None
     if not isinstance(entry, Mapping):
         return ModelReliability(model_id=model_id, known=False)
-    recorded = str(entry.get("sha256") or "")
-    if digest and not recorded.startswith(digest):
+    card = str(entry["card"]) if entry.get("card") else None
+    litert = entry.get("litert")
+    if isinstance(litert, Mapping) and digest and str(litert.get("sha256") or "").startswith(digest):
+        entry = litert  # the model's quantized file: its own measured metrics
+    elif digest and not str(entry.get("sha256") or "").startswith(digest):
         return ModelReliability(model_id=model_id, known=False)  # same name, another file
     per_class = entry.get("per_class") if isinstance(entry.get("per_class"), Mapping) else {}
     classes = []
@@ -92,8 +96,7 @@ def _one(model_id: str, manifest: Optional[Mapping]) -> ModelReliability:
             classes.append(ClassReliability(emotion, *numbers))
     return ModelReliability(
         model_id=model_id, known=bool(classes), accuracy=_number(entry.get("test_accuracy")),
-        macro_f1=_number(entry.get("test_macro_f1")), card=str(entry["card"]) if entry.get("card") else None,
-        classes=tuple(classes),
+        macro_f1=_number(entry.get("test_macro_f1")), card=card, classes=tuple(classes),
     )
 
 

@@ -22,8 +22,10 @@ def save_for_inference(model, path: str | Path) -> str:
 
 
 def write_card(path: Path, *, name: str, model, run_dir: Path, metrics: dict[str, Any], valid_metrics: dict[str, Any],
-               file_name: str, sha256: str, command: str, extra: dict[str, Any]) -> None:
-    """Write the model card (markdown) from a run's files and its evaluation."""
+               file_name: str, sha256: str, command: str, extra: dict[str, Any],
+               litert: dict[str, Any] | None = None) -> None:
+    """Write the model card (markdown) from a run's files and its evaluation (and that of its quantized
+    LiteRT file, ``litert``: file, sha256, size_mb, metrics)."""
     config = json.loads((run_dir / "config.json").read_text())
     state = json.loads((run_dir / "state.json").read_text())
     history = json.loads((run_dir / "history.json").read_text())
@@ -32,6 +34,18 @@ def write_card(path: Path, *, name: str, model, run_dir: Path, metrics: dict[str
         f"| {c} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['auc']:.3f} | {m['support']} |"
         for c, m in metrics["per_class"].items()
     )
+    if litert:
+        q = litert["metrics"]
+        litert_text = f"""
+## The LiteRT file the job runs on CPUs
+
+`{litert['file']}` ({litert['size_mb']:.2f} MB, sha256 `{litert['sha256']}`): the same weights, dynamic-range
+quantized (int8 weights, activations quantized per face at run time by XNNPACK), run by the LiteRT
+interpreter without TensorFlow (`--backend litert`, the default without a GPU). Measured on PrivateTest
+through the interpreter: accuracy **{q['accuracy']:.4f}** ({100 * (q['accuracy'] - metrics['accuracy']):+.2f} points),
+macro-F1 {q['macro_f1']:.4f}; recall """ + ", ".join(f"{c} {m['recall']:.3f}" for c, m in q["per_class"].items()) + ".\n"
+    else:
+        litert_text = "\nNo quantized LiteRT file is bundled: the job runs the Keras file on every machine.\n"
     cm = metrics["confusion_matrix"]
     cm_rows = "\n".join(f"| **{EMOTIONS[i]}** | " + " | ".join(str(v) for v in row) + " |" for i, row in enumerate(cm))
     path.write_text(f"""# Model card: {name}
@@ -70,6 +84,7 @@ Confusion matrix (rows: true class, columns: predicted, in the order {', '.join(
 |---|{'---|' * len(EMOTIONS)}
 {cm_rows}
 
+{litert_text}
 ## Training history
 
 Validation accuracy by epoch: {', '.join(f"{h['val_accuracy']:.3f}" for h in history)}
@@ -89,17 +104,27 @@ what a face looks like, not what the person feels.
 """)
 
 
-def update_manifest(models_dir: Path, *, name: str, file_name: str, sha256: str, size: int, channels: int,
-                    card: str, metrics: dict[str, Any], make_default: bool) -> None:
-    path = models_dir / MANIFEST
-    manifest = json.loads(path.read_text()) if path.is_file() else {"default": name, "models": {}}
-    manifest["models"][name] = {
-        "file": file_name, "sha256": sha256, "input": {"size": size, "channels": channels}, "card": card,
-        "classes": list(EMOTIONS),
+def _reliability(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The test metrics a manifest entry records (the reports' methodology appendix reads them)."""
+    return {
         "test_accuracy": round(metrics["accuracy"], 4), "test_macro_f1": round(metrics["macro_f1"], 4),
         "per_class": {c: {k: round(v, 4) for k, v in m.items() if k in ("precision", "recall", "f1")}
                       for c, m in metrics["per_class"].items()},
     }
+
+
+def update_manifest(models_dir: Path, *, name: str, file_name: str, sha256: str, size: int, channels: int,
+                    card: str, metrics: dict[str, Any], make_default: bool,
+                    litert: dict[str, Any] | None = None) -> None:
+    path = models_dir / MANIFEST
+    manifest = json.loads(path.read_text()) if path.is_file() else {"default": name, "models": {}}
+    manifest["models"][name] = {
+        "file": file_name, "sha256": sha256, "input": {"size": size, "channels": channels}, "card": card,
+        "classes": list(EMOTIONS), **_reliability(metrics),
+    }
+    if litert:
+        manifest["models"][name]["litert"] = {"file": litert["file"], "sha256": litert["sha256"],
+                                              "quantization": "dynamic-range int8", **_reliability(litert["metrics"])}
     if make_default:
         manifest["default"] = name
     path.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -15,16 +15,24 @@ from .metrics import classification_report
 log = logging.getLogger(__name__)
 
 
+def _probabilities(model, x: np.ndarray, batch_size: int) -> np.ndarray:
+    if hasattr(model, "model_id"):  # a job's classifier (either backend): it batches itself
+        return model.predict(x)
+    return model.predict(x.astype(np.float32), batch_size=batch_size, verbose=0)
+
+
 def predict(model, x: np.ndarray, *, batch_size: int = 512, flip_tta: bool = False) -> np.ndarray:
-    """Class probabilities; ``flip_tta`` averages with the horizontally mirrored faces."""
-    probs = model.predict(x.astype(np.float32), batch_size=batch_size, verbose=0)
+    """Class probabilities from a Keras model or a job's classifier (``classifier.load_classifier``);
+    ``flip_tta`` averages with the horizontally mirrored faces."""
+    probs = _probabilities(model, x, batch_size)
     if flip_tta:
-        probs = (probs + model.predict(x[:, :, ::-1].astype(np.float32), batch_size=batch_size, verbose=0)) / 2.0
+        probs = (probs + _probabilities(model, np.ascontiguousarray(x[:, :, ::-1]), batch_size)) / 2.0
     return probs
 
 
 def evaluate(model, faces: FaceSet, *, flip_tta: bool = False) -> dict[str, Any]:
-    """Every metric of ``metrics.classification_report`` for ``faces`` (hard labels)."""
+    """Every metric of ``metrics.classification_report`` for ``faces`` (hard labels), from a Keras model or a
+    job's classifier."""
     return classification_report(faces.y, predict(model, faces.x, flip_tta=flip_tta))
 
 
@@ -45,14 +53,24 @@ def jsonable(report: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in report.items() if k != "roc"}
 
 
+#: The most accuracy a quantized LiteRT file may lose against its Keras model (PrivateTest) to be bundled.
+MAX_QUANT_LOSS = 0.005
+
+
 def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path, name: str, command: str,
-               make_default: bool = True) -> dict[str, Any]:
+               make_default: bool = True, max_quant_loss: float = MAX_QUANT_LOSS) -> dict[str, Any]:
     """Evaluate a run's best weights on PublicTest and PrivateTest and put the model into ``models_dir``.
+
+    Beside the ``.keras`` file it writes the dynamic-range quantized ``<name>.quant.tflite`` that the job
+    runs on CPUs (``classifier.LiteRTClassifier``), evaluated through the LiteRT interpreter; it is left
+    out (the job then runs the Keras file everywhere) when it loses more than ``max_quant_loss`` accuracy.
 
     Returns:
         The PrivateTest metrics (without ROC arrays).
     """
+    from ..classifier import LiteRTClassifier, sha256_file
     from .bundle import save_for_inference, update_manifest, write_card
+    from .export import export_model
     from .fit import load_best
 
     run = Path(run_dir)
@@ -66,13 +84,24 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
     test_metrics = evaluate(model, test)
     file_name = f"{name}.keras"
     sha = save_for_inference(model, models / file_name)
+    quant_path = export_model(model, models, name=name, fmt="tflite-quant")
+    quant_sha = sha256_file(quant_path)
+    quant = LiteRTClassifier(quant_path, model_id=f"{name}@{quant_sha[:12]}", batch_size=512)
+    quant_metrics = jsonable(evaluate(quant, test))
+    litert = {"file": quant_path.name, "sha256": quant_sha, "metrics": quant_metrics,
+              "size_mb": round(quant_path.stat().st_size / 1e6, 3)}
+    loss = test_metrics["accuracy"] - quant_metrics["accuracy"]
+    if loss > max_quant_loss:
+        log.warning("the quantized file loses %.2f accuracy points; not bundled", 100 * loss)
+        quant_path.unlink()
+        litert = None
     card = f"{name}.md"
     write_card(models / card, name=name, model=model, run_dir=run, metrics=test_metrics, valid_metrics=valid_metrics,
-               file_name=file_name, sha256=sha, command=command,
+               file_name=file_name, sha256=sha, command=command, litert=litert,
                extra={"PrivateTest accuracy with flip TTA (not used by the job)":
                       f"{evaluate(model, test, flip_tta=True)['accuracy']:.4f}"})
     (models / f"{name}.metrics.json").write_text(json.dumps(jsonable(test_metrics), indent=2) + "\n")
     update_manifest(models, name=name, file_name=file_name, sha256=sha, size=size, channels=channels, card=card,
-                    metrics=test_metrics, make_default=make_default)
+                    metrics=test_metrics, make_default=make_default, litert=litert)
     log.info("bundled %s: PrivateTest accuracy %.4f", name, test_metrics["accuracy"])
     return jsonable(test_metrics)

@@ -1,0 +1,161 @@
+"""The classifier's two backends: the bundled int8 LiteRT file agrees with its Keras model, a face's
+probabilities do not depend on its batch, the backend is chosen as documented and hashes are checked."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from emotion_batch.classifier import (
+    Classifier, LiteRTClassifier, ModelInfo, bundled_models, choose_backend, load_classifier, locate_model,
+)
+from emotion_batch.exceptions import ConfigError, ModelError
+from emotion_batch.labels import EMOTIONS
+
+from .conftest import FER_DIR
+from .test_training import _fake_fer
+
+
+def _faces(n: int, seed: int = 0) -> np.ndarray:
+    """Real faces (the sample's public-domain portraits), boxes jittered, flipped, brightness scaled."""
+    from emotion_batch.preprocess import face_to_tensor
+    from emotion_batch.sample import _FACES, head
+
+    rng = np.random.default_rng(seed)
+    heads = {name: np.asarray(head(name)) for name in _FACES}
+    out = []
+    for i in range(n):
+        name = list(heads)[i % len(heads)]
+        x, y, w, h = _FACES[name]
+        dx, dy, ds = rng.uniform(-0.1, 0.1, 3) * w
+        face = face_to_tensor(heads[name], (x + dx, y + dy, w + ds, h + ds), size=48, channels=1)
+        face = np.clip(face.astype(np.float32) * rng.uniform(0.6, 1.3), 0, 255).astype(np.uint8)
+        out.append(face[:, ::-1] if rng.random() < 0.5 else face)
+    return np.stack(out)
+
+
+def _bundled_pair():
+    entry = bundled_models()["models"][bundled_models()["default"]]
+    if "litert" not in entry:
+        pytest.skip("the bundled default model ships no LiteRT file")
+    return Classifier.load(None), load_classifier(None, backend="litert")
+
+
+def test_bundled_litert_file_agrees_with_its_keras_model():
+    keras_clf, lite = _bundled_pair()
+    assert isinstance(lite, LiteRTClassifier) and lite.backend == "litert" and lite.device == "CPU"
+    assert (lite.size, lite.channels) == (keras_clf.size, keras_clf.channels)
+    # the two files of one bundled model share its name; the digest says which file made a number
+    assert lite.model_id.split("@")[0] == keras_clf.model_id.split("@")[0]
+    assert lite.model_id != keras_clf.model_id
+    faces = _faces(300)
+    if FER_DIR.is_dir():  # real faces from the validation split too, when the shared data is here
+        from emotion_batch.training.data import load_fer2013
+
+        faces = np.concatenate([faces, load_fer2013(FER_DIR, split="valid", limit=300).x])
+    expected, got = keras_clf.predict(faces), lite.predict(faces)
+    assert got.shape == expected.shape == (len(faces), len(EMOTIONS))
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-4)
+    assert np.abs(got - expected).max() < 0.08
+    assert np.abs(got - expected).mean() < 0.005
+    assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.97
+
+
+def test_a_faces_probabilities_do_not_depend_on_its_batch(tiny_model_file, tmp_path):
+    import keras
+
+    from emotion_batch.training.export import export_model
+
+    path = export_model(keras.models.load_model(tiny_model_file, compile=False), tmp_path, name="tiny", fmt="tflite-quant")
+    clf = LiteRTClassifier(path, model_id="tiny@x", batch_size=64)
+    faces = np.random.default_rng(1).integers(0, 256, (100, 48, 48, 1)).astype(np.uint8)
+    faces[1:] //= 4  # the other faces of the batch are much darker
+    together = clf.predict(faces)  # two chunks: 64 + 36, the interpreter resized in between
+    alone = np.concatenate([clf.predict(faces[i : i + 1]) for i in (0, 70, 99)])
+    np.testing.assert_array_equal(together[[0, 70, 99]], alone)
+    again = clf.predict(faces)
+    np.testing.assert_array_equal(again, together)
+    with pytest.raises(ConfigError, match=r"faces must have shape \(n, 48, 48, 1\)"):
+        clf.predict(np.zeros((2, 64, 64, 1), np.uint8))
+
+
+def test_backend_choice(monkeypatch, tmp_path):
+    import emotion_batch.classifier as classifier
+
+    real_gpu_visible = classifier.gpu_visible
+    keras_only = ModelInfo("m", tmp_path / "m.keras", None, 48, 1)
+    both = ModelInfo("m", tmp_path / "m.keras", None, 48, 1, litert=tmp_path / "m.quant.tflite")
+    tflite = ModelInfo("m", tmp_path / "m.tflite", None, 0, 0)
+    monkeypatch.setattr(classifier, "gpu_visible", lambda: False)
+    assert choose_backend(both) == "litert" and choose_backend(keras_only) == "keras"
+    assert choose_backend(tflite) == "litert" and choose_backend(both, "keras") == "keras"
+    monkeypatch.setattr(classifier, "gpu_visible", lambda: True)
+    assert choose_backend(both) == "keras"  # a GPU runs the Keras file
+    assert choose_backend(both, "litert") == "litert"
+    with pytest.raises(ConfigError, match="needs a bundled model with a LiteRT file"):
+        choose_backend(keras_only, "litert")
+    with pytest.raises(ConfigError, match="runs on the litert backend only"):
+        choose_backend(tflite, "keras")
+    with pytest.raises(ConfigError, match=r"backend must be one of \['auto', 'keras', 'litert'\]"):
+        choose_backend(both, "onnx")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    assert real_gpu_visible() is False
+
+
+def test_a_tflite_file_is_checked_against_its_hash(tiny_model_file, tmp_path):
+    import keras
+
+    from emotion_batch.classifier import sha256_file
+    from emotion_batch.training.export import export_model
+
+    path = export_model(keras.models.load_model(tiny_model_file, compile=False), tmp_path, name="tiny", fmt="tflite-quant")
+    good = sha256_file(path)
+    clf = load_classifier(str(path), sha256=good)
+    assert isinstance(clf, LiteRTClassifier) and clf.model_id == f"tiny.quant@{good[:12]}"
+    with pytest.raises(ModelError, match="does not match its recorded sha256"):
+        load_classifier(str(path), sha256="0" * 64)
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"not a flatbuffer")
+    with pytest.raises(ModelError, match="could not be loaded.*broken.tflite"):
+        load_classifier(str(broken))
+
+
+@pytest.mark.parametrize("max_loss, bundled", [(1.0, True), (-1.0, False)])
+def test_bundle_writes_the_quantized_file_with_its_own_metrics(tmp_path, max_loss, bundled):
+    from emotion_batch.reports.methodology import model_reliability
+    from emotion_batch.training.evaluate import bundle_run
+    from emotion_batch.training.fit import TrainConfig, train
+
+    data = _fake_fer(tmp_path, n_per_split=28)
+    state = train(TrainConfig(data=str(data), model="tiny_test", epochs=1, batch_size=32, augment=False),
+                  runs_dir=tmp_path / "runs", verbose=0)
+    models = tmp_path / "models"
+    metrics = bundle_run(state["run_dir"], data=data, models_dir=models, name="tiny_v1", command="cmd",
+                         max_quant_loss=max_loss)
+    manifest = json.loads((models / "manifest.json").read_text())
+    entry = manifest["models"]["tiny_v1"]
+    card = (models / "tiny_v1.md").read_text()
+    assert manifest["default"] == "tiny_v1" and entry["test_accuracy"] == round(metrics["accuracy"], 4)
+    if not bundled:  # it lost more than allowed: no file, no entry, the card says the job runs Keras
+        assert "litert" not in entry and not (models / "tiny_v1.quant.tflite").exists()
+        assert "No quantized LiteRT file is bundled" in card
+        return
+    from emotion_batch.classifier import sha256_file
+
+    quant = models / entry["litert"]["file"]
+    assert entry["litert"]["sha256"] == sha256_file(quant)
+    assert set(entry["litert"]["per_class"]) == set(EMOTIONS)
+    assert entry["litert"]["sha256"] in card and "The LiteRT file the job runs on CPUs" in card
+    # what the LiteRT file measured is what the reports' appendix shows for faces it classified
+    lite_id = f"tiny_v1@{entry['litert']['sha256'][:12]}"
+    keras_id = f"tiny_v1@{entry['sha256'][:12]}"
+    lite, keras_rel = model_reliability([lite_id, keras_id], manifest)
+    assert lite.known and keras_rel.known
+    assert lite.accuracy == entry["litert"]["test_accuracy"] and keras_rel.accuracy == entry["test_accuracy"]
+    # a copy of the bundle elsewhere resolves by path, and its LiteRT file runs
+    copy = tmp_path / "copy.quant.tflite"
+    shutil.copy(quant, copy)
+    assert load_classifier(str(copy)).predict(_faces(3)).shape == (3, 7)
