@@ -1,10 +1,12 @@
 """Our classifier alone on pre-cropped faces, in a process of its own; prints one JSON line.
 
-For each batch size: faces/s of ``Classifier.predict`` from ``uint8`` faces in host memory (cast,
-host-to-device copy where there is a GPU, model), best of ``--repeats`` passes; with a GPU also the model
-alone on faces already on the device, which separates the transfer from the model.
+For each backend (``keras``: TensorFlow, on a GPU where there is one; ``litert``: the model's int8 .tflite
+file through LiteRT, what the job runs on CPUs) and batch size: faces/s of ``predict`` from ``uint8``
+faces in host memory (cast, host-to-device copy where there is a GPU, model), best of ``--repeats``
+passes; with a GPU also the Keras model alone on faces already on the device, which separates the
+transfer from the model.
 
-    python benchmarks/classify_worker.py crops.npy --batch-sizes 256,1024,4096
+    python benchmarks/classify_worker.py crops.npy --batch-sizes 256,1024,4096 [--backends keras,litert]
 """
 
 from __future__ import annotations
@@ -26,16 +28,33 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="256")
     parser.add_argument("--model", default=None, help="bundled model name or .keras file [default: bundled default]")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--backends", default="keras,litert",
+                        help="comma-separated; litert is left out when the model has no LiteRT file")
     args = parser.parse_args()
 
     import numpy as np
     import tensorflow as tf
 
     from common import model_macs
-    from emotion_batch.classifier import Classifier
+    from emotion_batch.classifier import Classifier, load_classifier, locate_model, resolve_model
 
+    keras_classifier = Classifier.load(args.model)
+    runs = []
+    for backend in args.backends.split(","):
+        if backend == "litert" and resolve_model(args.model).litert is None and not str(args.model).endswith(".tflite"):
+            continue
+        classifier = keras_classifier if backend == "keras" else load_classifier(args.model, backend=backend)
+        runs.append({"backend": backend, "model_id": classifier.model_id, "device": classifier.device,
+                     "results": _sweep(classifier, args, np, tf)})
+    print(json.dumps({"model_id": keras_classifier.model_id, "job_backend": locate_model(args.model).backend,
+                      "macs_per_face": model_macs(keras_classifier.model),
+                      "threads": {"intra": tf.config.threading.get_intra_op_parallelism_threads(),
+                                  "inter": tf.config.threading.get_inter_op_parallelism_threads()},
+                      "runs": runs}))
+
+
+def _sweep(classifier, args, np, tf) -> list[dict]:
     faces = np.load(args.crops)
-    classifier = Classifier.load(args.model)
     if faces.shape[1] != classifier.size:
         from PIL import Image
 
@@ -49,7 +68,7 @@ def main() -> None:
         classifier.predict(faces[: batch])  # trace and warm up at this batch size
         best = min(_timed(lambda: classifier.predict(faces)) for _ in range(args.repeats))
         row = {"batch_size": batch, "faces": len(faces), "faces_per_s": len(faces) / best}
-        if classifier.device == "GPU":
+        if classifier.device == "GPU" and classifier.backend == "keras":
             on_device = [tf.constant(faces[i : i + batch], dtype=tf.float32) for i in range(0, len(faces), batch)]
 
             def model_only():
@@ -60,11 +79,7 @@ def main() -> None:
             model_only()
             row["model_only_faces_per_s"] = len(faces) / min(_timed(model_only) for _ in range(args.repeats))
         results.append(row)
-    print(json.dumps({"model_id": classifier.model_id, "device": classifier.device,
-                      "macs_per_face": model_macs(classifier.model),
-                      "threads": {"intra": tf.config.threading.get_intra_op_parallelism_threads(),
-                                  "inter": tf.config.threading.get_inter_op_parallelism_threads()},
-                      "results": results}))
+    return results
 
 
 def _timed(fn) -> float:

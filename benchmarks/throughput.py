@@ -53,12 +53,14 @@ def classify_sweep(args, tmp: Path) -> None:
     out, _, peak = run_measured([sys.executable, str(HERE / "classify_worker.py"), str(npy), "--batch-sizes",
                                  ",".join(str(b) for b in args.batch_list)])
     result = json.loads(out.strip().splitlines()[-1])
-    print(f"\nclassifier alone, {args.crops} crops, {result['model_id']} on {result['device']} "
+    print(f"\nclassifier alone, {args.crops} crops, {result['model_id']} "
           f"(TF threads intra {result['threads']['intra'] or 'auto'}), peak RSS {peak / 2**20:.0f} MiB")
-    for row in result["results"]:
-        extra = (f"; model alone, faces on the device: {row['model_only_faces_per_s']:,.0f} faces/s"
-                 if "model_only_faces_per_s" in row else "")
-        print(f"  batch {row['batch_size']:>5}: {row['faces_per_s']:,.0f} faces/s from host uint8{extra}")
+    for run in result["runs"]:
+        for row in run["results"]:
+            extra = (f"; model alone, faces on the device: {row['model_only_faces_per_s']:,.0f} faces/s"
+                     if "model_only_faces_per_s" in row else "")
+            print(f"  {run['backend']:<7} on {run['device']}, batch {row['batch_size']:>5}: "
+                  f"{row['faces_per_s']:,.0f} faces/s from host uint8{extra}")
 
 
 def stages(args, root: Path, tmp: Path) -> None:
