@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import numpy as np
 from .assets import asset_dir
 from .exceptions import ConfigError, ModelError
 from .labels import EMOTIONS
+from .native import quiet_native_stderr
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,23 @@ def bundled_models() -> dict:
     if not path.is_file():
         raise ModelError(f"No model manifest in {str(path.parent)!r}")
     return json.loads(path.read_text())
+
+
+def manifest_entry(model_id: str, manifest: Mapping | None) -> tuple[Mapping, Mapping] | None:
+    """The manifest entry of a model id (``<name>@<sha256 prefix>``) and the metrics measured for that very
+    file: the entry itself for its ``.keras`` file, its ``litert`` part for its quantized file; None for a
+    name the manifest does not hold or a digest that matches neither file (another or an older model)."""
+    name, _, digest = model_id.partition("@")
+    entries = manifest.get("models") if isinstance(manifest, Mapping) else None
+    entry = entries.get(name) if isinstance(entries, Mapping) else None
+    if not isinstance(entry, Mapping) or not digest:
+        return None
+    litert = entry.get("litert")
+    if isinstance(litert, Mapping) and str(litert.get("sha256") or "").startswith(digest):
+        return entry, litert
+    if str(entry.get("sha256") or "").startswith(digest):
+        return entry, entry
+    return None
 
 
 def resolve_model(model: str | None = None, *, sha256: str | None = None) -> ModelInfo:
@@ -299,8 +318,10 @@ class LiteRTClassifier(_BatchPredictor):
         self.size, self.channels = shape[1], shape[3]
         self.model_id = model_id
         self.batch_size = batch_size
-        self._shape: tuple[int, ...] | None = None
         self._lock = threading.Lock()
+        with quiet_native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+            self._interpreter.allocate_tensors()
+        self._shape: tuple[int, ...] = shape
 
     def _run(self, chunk: np.ndarray) -> np.ndarray:
         with self._lock:

@@ -20,7 +20,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 DETECTOR_CHOICES = ("blazeface", "blazeface-short", "mtcnn", "haar", "none")
 
 
-def _quiet_tensorflow(verbose: int = 0) -> None:
+def _quiet_tensorflow(verbose: int = 0, *, model: str | None = None, backend: str | None = None) -> None:
     """Start TensorFlow with its native start-up lines (oneDNN, CUDA probing) muted unless ``-v``.
 
     TensorFlow 2.21 writes them from C++ through absl, which ignores ``TF_CPP_MIN_LOG_LEVEL``, so the
@@ -29,6 +29,14 @@ def _quiet_tensorflow(verbose: int = 0) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if verbose:
         return
+    if backend is not None:  # a command whose model may run on LiteRT: no TensorFlow for it to quiet
+        from .classifier import choose_backend, resolve_model
+
+        try:
+            if choose_backend(resolve_model(model), backend) == "litert":
+                return
+        except EmotionBatchError:
+            pass  # the command itself reports the bad model or backend
     from .native import quiet_native_stderr
 
     with quiet_native_stderr():
@@ -140,7 +148,7 @@ def run(root, db, reports, min_faces, paper, examples, report_workers, model, mo
         as_json) -> None:
     """Find faces in new images under ROOT, classify them, store the results and render reports."""
     _setup_logging(verbose, quiet)
-    _quiet_tensorflow(verbose)
+    _quiet_tensorflow(verbose, model=model, backend=backend if engine == "local" else None)
     from .config import Settings
     from .jobs import run_job
     from .pipeline import RunOptions
@@ -511,7 +519,7 @@ def export_model_command(model, model_sha256, out_dir, fmt, version) -> None:
               help="Folder for evaluation.json/.html/.pdf.")
 def evaluate(model, model_sha256, backend, data, split, labels, flip_tta, out_dir) -> None:
     """Accuracy, per-class precision/recall/F1, confusion matrix and ROC/AUC of a model, with a report."""
-    _quiet_tensorflow()
+    _quiet_tensorflow(model=model, backend=backend)
     from .classifier import load_classifier
     from .training.evaluate import evaluate as evaluate_model, load_labelled
     from .training.report import write_evaluation_report
@@ -562,7 +570,7 @@ def serve_command(model, model_sha256, backend, host, port, db, detector, min_sc
     except ImportError as exc:
         raise click.ClickException(f"emotion-batch serve needs the api extra ({exc}); "
                                    "pip install 'emotion-batch[api]'") from exc
-    _quiet_tensorflow(verbose)
+    _quiet_tensorflow(verbose, model=model, backend=backend if detector != "mtcnn" else None)
     from .classifier import load_classifier
     from .faces import build_detector
 

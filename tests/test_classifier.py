@@ -159,3 +159,46 @@ def test_bundle_writes_the_quantized_file_with_its_own_metrics(tmp_path, max_los
     copy = tmp_path / "copy.quant.tflite"
     shutil.copy(quant, copy)
     assert load_classifier(str(copy)).predict(_faces(3)).shape == (3, 7)
+
+
+def test_the_job_on_litert_stores_its_model_id_and_never_imports_tensorflow(tmp_path):
+    import subprocess
+    import sys
+
+    from PIL import Image
+    from sqlalchemy import create_engine, text
+
+    from .conftest import ROOT
+
+    _, lite = _bundled_pair()
+    root = tmp_path / "campaigns" / "spring" / "banner"
+    root.mkdir(parents=True)
+    faces = _faces(12)
+    for i, face in enumerate(faces):
+        Image.fromarray(face[:, :, 0]).save(root / f"face_{i}.png")
+    db = tmp_path / "results.sqlite"
+    code = ("import sys; from emotion_batch.cli import cli\n"
+            f"cli(['run', {str(tmp_path / 'campaigns')!r}, '--db', 'sqlite:///{db}', '--detector', 'none', "
+            "'--no-reports', '-q', '--workers', '0'], standalone_mode=False)\n"
+            "print('tensorflow imported:', 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "tensorflow imported: False" in done.stdout
+    with create_engine(f"sqlite:///{db}").connect() as conn:
+        rows = conn.execute(text("SELECT image_path, model_id, p_happy FROM face_results")).all()
+    assert len(rows) == 12 and {r.model_id for r in rows} == {lite.model_id}
+    expected = lite.predict(faces)[:, EMOTIONS.index("happy")]
+    stored = {int(r.image_path.rsplit("_", 1)[1].split(".")[0]): r.p_happy for r in rows}
+    np.testing.assert_allclose([stored[i] for i in range(12)], expected, atol=1e-6)
+
+
+def test_the_api_card_of_the_litert_file_shows_its_own_metrics():
+    from emotion_batch.serve.inference import model_card
+
+    keras_clf, lite = _bundled_pair()
+    entry = bundled_models()["models"][bundled_models()["default"]]
+    lite_card, keras_card = model_card(lite, "blazeface"), model_card(keras_clf, "blazeface")
+    assert lite_card["bundled"] is True and keras_card["bundled"] is True
+    assert lite_card["test_accuracy"] == entry["litert"]["test_accuracy"]
+    assert keras_card["test_accuracy"] == entry["test_accuracy"]
+    assert lite_card["device"] == "CPU" and lite_card["card"] == keras_card["card"]

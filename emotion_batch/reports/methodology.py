@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from ..classifier import manifest_entry
 from ..labels import EMOTIONS
 
 __all__ = ["ClassReliability", "ModelReliability", "load_manifest", "model_reliability"]
@@ -74,17 +75,11 @@ def _number(value: Any) -> Optional[float]:
 
 
 def _one(model_id: str, manifest: Optional[Mapping]) -> ModelReliability:
-    name, _, digest = model_id.partition("@")
-    entries = manifest.get("models", {}) if isinstance(manifest, Mapping) else {}
-    entry = entries.get(name) if isinstance(entries, Mapping) else None
-    if not isinstance(entry, Mapping):
+    found = manifest_entry(model_id, manifest)
+    if found is None:  # a name the manifest does not hold, or same name and another file
         return ModelReliability(model_id=model_id, known=False)
-    card = str(entry["card"]) if entry.get("card") else None
-    litert = entry.get("litert")
-    if isinstance(litert, Mapping) and digest and str(litert.get("sha256") or "").startswith(digest):
-        entry = litert  # the model's quantized file: its own measured metrics
-    elif digest and not str(entry.get("sha256") or "").startswith(digest):
-        return ModelReliability(model_id=model_id, known=False)  # same name, another file
+    model, entry = found  # entry: the metrics of this very file (its Keras file or its LiteRT file)
+    card = str(model["card"]) if model.get("card") else None
     per_class = entry.get("per_class") if isinstance(entry.get("per_class"), Mapping) else {}
     classes = []
     for emotion in EMOTIONS:

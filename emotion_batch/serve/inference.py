@@ -10,7 +10,7 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from ..assets import asset_dir
-from ..classifier import bundled_models
+from ..classifier import bundled_models, manifest_entry
 from ..exceptions import EmotionBatchError, ImageError, UploadError
 from ..faces import Detector, Face
 from ..imaging import decode_image
@@ -122,7 +122,7 @@ def face_results(faces: list[Face], probs: np.ndarray) -> list[dict]:
 def model_card(classifier, detector_name: str) -> dict:
     """What ``GET /v1/model`` says: the model id, its input and classes, and, for a bundled model whose hash
     matches the manifest, the manifest's test metrics and the model card's text."""
-    name, _, digest = classifier.model_id.partition("@")
+    name = classifier.model_id.partition("@")[0]
     card = {
         "model_id": classifier.model_id,
         "name": name,
@@ -138,12 +138,13 @@ def model_card(classifier, detector_name: str) -> dict:
         "note": "Scores describe apparent facial expressions, not what anyone feels.",
     }
     try:
-        entry = bundled_models()["models"].get(name)
-    except (EmotionBatchError, OSError, ValueError, KeyError):
-        entry = None
-    if entry and digest and str(entry.get("sha256", "")).startswith(digest):
-        card.update(bundled=True, test_accuracy=entry.get("test_accuracy"), test_macro_f1=entry.get("test_macro_f1"),
-                    per_class=entry.get("per_class"))
+        found = manifest_entry(classifier.model_id, bundled_models())
+    except (EmotionBatchError, OSError, ValueError):
+        found = None
+    if found is not None:
+        entry, measured = found
+        card.update(bundled=True, test_accuracy=measured.get("test_accuracy"),
+                    test_macro_f1=measured.get("test_macro_f1"), per_class=measured.get("per_class"))
         if entry.get("card"):
             path = asset_dir("models") / entry["card"]
             card["card"] = path.read_text(encoding="utf-8") if path.is_file() else None
