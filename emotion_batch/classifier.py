@@ -59,11 +59,6 @@ class ModelInfo:
     litert: Path | None = None
     litert_sha256: str | None = None
 
-    @property
-    def model_id(self) -> str:
-        digest = self.sha256 or sha256_file(self.path)
-        return f"{self.name}@{digest[:12]}"
-
 
 @dataclass(frozen=True)
 class ModelFile:
@@ -208,13 +203,16 @@ class _BatchPredictor:
     channels: int
     batch_size: int
 
-    def _check(self, size: int, channels: int, classes: int, batch_size: int, shape) -> None:
+    @staticmethod
+    def _check(shape: tuple, classes: int, batch_size: int) -> tuple[int, int]:
+        """Validate a model's input shape ``(n, size, size, channels)`` and class count; return size, channels."""
         if batch_size < 1:
             raise ConfigError(f"batch_size must be positive. Received: batch_size={batch_size!r}")
-        if size < 1 or channels not in (1, 3):
+        if len(shape) != 4 or shape[1] != shape[2] or not shape[1] or shape[3] not in (1, 3):
             raise ModelError(f"The model must take square 1- or 3-channel images. Received: input_shape={shape}")
         if classes != len(EMOTIONS):
             raise ModelError(f"The model must output {len(EMOTIONS)} classes. Received: classes={classes}")
+        return int(shape[1]), int(shape[3])
 
     def _run(self, chunk: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -245,14 +243,9 @@ class Classifier(_BatchPredictor):
     def __init__(self, model, *, model_id: str, batch_size: int = 256) -> None:
         import tensorflow as tf
 
-        shape = model.input_shape
-        if len(shape) != 4 or shape[1] != shape[2]:
-            raise ModelError(f"The model must take square 1- or 3-channel images. Received: input_shape={shape}")
-        self._check(int(shape[1]), int(shape[3]), int(model.output_shape[-1]), batch_size, shape)
+        self.size, self.channels = self._check(tuple(model.input_shape), int(model.output_shape[-1]), batch_size)
         self.model = model
         self.model_id = model_id
-        self.size = int(shape[1])
-        self.channels = int(shape[3])
         self.batch_size = batch_size
         self._predict = tf.function(
             lambda x: model(x, training=False),
@@ -311,11 +304,8 @@ class LiteRTClassifier(_BatchPredictor):
         inp = self._interpreter.get_input_details()[0]
         out = self._interpreter.get_output_details()[0]
         shape = tuple(int(v) for v in inp["shape"])
-        if len(shape) != 4 or shape[1] != shape[2]:
-            raise ModelError(f"The model must take square 1- or 3-channel images. Received: input_shape={shape}")
-        self._check(shape[1], shape[3], int(out["shape"][-1]), batch_size, shape)
+        self.size, self.channels = self._check(shape, int(out["shape"][-1]), batch_size)
         self._input, self._output = inp["index"], out["index"]
-        self.size, self.channels = shape[1], shape[3]
         self.model_id = model_id
         self.batch_size = batch_size
         self._lock = threading.Lock()
