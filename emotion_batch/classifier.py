@@ -266,6 +266,8 @@ class Classifier(_BatchPredictor):
         import keras
         import tensorflow as tf
 
+        from .training import layers  # noqa: F401  (registers the custom layers bundled models hold)
+
         for gpu in tf.config.list_physical_devices("GPU"):
             try:
                 tf.config.experimental.set_memory_growth(gpu, True)

@@ -444,7 +444,8 @@ def train(data, arch, labels, optimizer, learning_rate, schedule, batch_size, ep
 @click.option("--models-dir", default="models", show_default=True, type=click.Path(file_okay=False))
 @click.option("--command", "command", default="", help="The exact training command, for the model card.")
 @click.option("--default/--no-default", "make_default", default=True, show_default=True)
-def bundle(run_dir, data, name, models_dir, command, make_default) -> None:
+@click.option("--flip-tta", is_flag=True, help="Build test-time flip averaging into the bundled model (twice the arithmetic).")
+def bundle(run_dir, data, name, models_dir, command, make_default, flip_tta) -> None:
     """Evaluate a finished run and put its best model, card and hash into the models folder."""
     _setup_logging(1, False)
     _quiet_tensorflow()
@@ -452,7 +453,7 @@ def bundle(run_dir, data, name, models_dir, command, make_default) -> None:
 
     try:
         metrics = bundle_run(run_dir, data=data, models_dir=models_dir, name=name, command=command,
-                             make_default=make_default)
+                             make_default=make_default, flip_tta=flip_tta)
     except EmotionBatchError as exc:
         raise _fail(exc) from exc
     click.echo(f"emotion-batch: bundled {name}: PrivateTest accuracy {metrics['accuracy']:.4f}, "

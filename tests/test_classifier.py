@@ -202,3 +202,24 @@ def test_the_api_card_of_the_litert_file_shows_its_own_metrics():
     assert lite_card["test_accuracy"] == entry["litert"]["test_accuracy"]
     assert keras_card["test_accuracy"] == entry["test_accuracy"]
     assert lite_card["device"] == "CPU" and lite_card["card"] == keras_card["card"]
+
+
+def test_flip_averaging_is_the_mean_of_a_face_and_its_mirror_and_survives_save_and_export(tmp_path, tiny_model_file):
+    import keras
+
+    from emotion_batch.training.export import export_model
+    from emotion_batch.training.layers import with_flip_averaging
+
+    single = keras.models.load_model(tiny_model_file, compile=False)
+    wrapped = with_flip_averaging(single)
+    faces = np.random.default_rng(2).integers(0, 256, (8, 48, 48, 1)).astype(np.float32)
+    expected = (single.predict(faces, verbose=0) + single.predict(faces[:, :, ::-1], verbose=0)) / 2
+    np.testing.assert_allclose(wrapped.predict(faces, verbose=0), expected, atol=1e-6)
+    assert not np.allclose(single.predict(faces, verbose=0), expected, atol=1e-4)  # the mirror does count
+    path = tmp_path / "tta.keras"
+    wrapped.save(path)
+    loaded = Classifier.load(str(path), batch_size=4)  # the registered layer loads with the file
+    np.testing.assert_allclose(loaded.predict(faces.astype(np.uint8)), expected, atol=1e-5)
+    quant = export_model(wrapped, tmp_path, name="tta", fmt="tflite-quant")
+    np.testing.assert_allclose(LiteRTClassifier(quant, model_id="tta@x").predict(faces.astype(np.uint8)), expected,
+                               atol=2e-2)
