@@ -36,7 +36,7 @@ def request_body(image_path: str, *, size: int = 48, channels: int = 1) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("image")
-    parser.add_argument("--model", default="resx_small_v1", help="MODEL_NAME given to tensorflow/serving")
+    parser.add_argument("--model", default="vgg_gap_small_v1", help="MODEL_NAME given to tensorflow/serving")
     parser.add_argument("--url", default="http://localhost:8501", help="TF Serving's REST address")
     parser.add_argument("--size", type=int, default=48)
     parser.add_argument("--channels", type=int, default=1)
