@@ -165,11 +165,15 @@ def run_job(root: Path, db: Path, *, detector: str = "blazeface", workers: int |
 
 def model_macs(model) -> int:
     """Multiply-accumulates per input of a Keras model: convolutions (plain, depthwise, separable) and
-    dense layers; batch norm, activations, pooling and adds are left out (a few percent at most)."""
+    dense layers; batch norm, activations, pooling and adds are left out (a few percent at most). A nested
+    model counts once per call (flip averaging calls the network twice)."""
     import keras
 
     total = 0
-    for layer in _flat_layers(model):
+    for layer in model.layers:
+        if hasattr(layer, "layers") and layer.layers:
+            total += max(1, len(getattr(layer, "_inbound_nodes", []))) * model_macs(layer)
+            continue
         if isinstance(layer, keras.layers.Dense):
             total += int(np.prod(layer.kernel.shape))
             continue
@@ -187,14 +191,6 @@ def model_macs(model) -> int:
         else:
             total += out_h * out_w * out_c * kh * kw * in_c // layer.groups
     return int(total)
-
-
-def _flat_layers(model):
-    for layer in model.layers:
-        if hasattr(layer, "layers") and layer.layers:
-            yield from _flat_layers(layer)
-        else:
-            yield layer
 
 
 def cpu_peak() -> dict:
@@ -220,5 +216,8 @@ def cpu_peak() -> dict:
         isa, lanes, units = "SSE", 4, 1
     per_cycle = lanes * 2 * units if "fma" in flags else lanes * units
     cores = os.cpu_count() or 1
+    # int8: AVX-512 VNNI's VPDPBUSD does 64 multiply-accumulates per instruction, two units a core
+    int8_per_cycle = 64 * 2 * 2 if "avx512_vnni" in flags else (32 * 2 * 2 if "avx_vnni" in flags else 0)
     return {"isa": isa, "ghz": mhz / 1000, "flops_per_cycle": per_cycle, "cores": cores,
-            "amx": "amx_tile" in flags, "peak_gflops": cores * mhz / 1000 * per_cycle}
+            "amx": "amx_tile" in flags, "peak_gflops": cores * mhz / 1000 * per_cycle,
+            "int8_ops_per_cycle": int8_per_cycle, "peak_int8_gops": cores * mhz / 1000 * int8_per_cycle}

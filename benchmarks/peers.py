@@ -141,9 +141,18 @@ def main() -> None:
         print(f"model {ours['model_id']}: {macs / 1e6:.1f} M multiply-accumulates = {2 * macs / 1e6:.1f} MFLOP per face")
         print(f"CPU peak: {peak['cores']} cores x {peak['ghz']:.2f} GHz x {peak['flops_per_cycle']} FLOP/cycle "
               f"({peak['isa']}) = {peak['peak_gflops']:.0f} GFLOP/s fp32")
-        print(f"achieved: {achieved:.1f} GFLOP/s = {100 * achieved / peak['peak_gflops']:.1f}% of the fp32 peak "
-              f"at {ours_fps:,.0f} faces/s ({job_run['backend']}; int8 kernels where litert)")
-
+        if job_run["backend"] == "litert" and peak["peak_int8_gops"]:
+            print(f"int8 peak (AVX-512 VNNI, {peak['int8_ops_per_cycle']} ops/cycle/core): {peak['peak_int8_gops']:.0f} GOP/s")
+            print(f"achieved: {achieved:.1f} GOP/s = {100 * achieved / peak['peak_int8_gops']:.1f}% of the int8 peak "
+                  f"at {ours_fps:,.0f} faces/s (litert, int8 kernels)")
+        else:
+            print(f"achieved: {achieved:.1f} GFLOP/s = {100 * achieved / peak['peak_gflops']:.1f}% of the fp32 peak "
+                  f"at {ours_fps:,.0f} faces/s ({job_run['backend']})")
+        keras_run = next((r for r in ours["runs"] if r["backend"] == "keras"), None)
+        if keras_run is not None and keras_run is not job_run:
+            keras_fps = keras_run["results"][0]["faces_per_s"]
+            print(f"keras (float32): {2 * macs * keras_fps / 1e9:.1f} GFLOP/s = "
+                  f"{100 * 2 * macs * keras_fps / 1e9 / peak['peak_gflops']:.1f}% of the fp32 peak at {keras_fps:,.0f} faces/s")
 
 if __name__ == "__main__":
     started = time.monotonic()

@@ -69,7 +69,7 @@ def stages(args, root: Path, tmp: Path) -> None:
 
     from sqlalchemy.orm import sessionmaker
 
-    from emotion_batch.classifier import Classifier
+    from emotion_batch.classifier import load_classifier
     from emotion_batch.faces import build_detector
     from emotion_batch.imaging import decode_image
     from emotion_batch.preprocess import face_to_tensor
@@ -78,7 +78,7 @@ def stages(args, root: Path, tmp: Path) -> None:
     from emotion_batch.store.session import init_db, make_engine
 
     files = sorted(root.rglob("*.jpg"))
-    classifier = Classifier.load(batch_size=args.batch_size)
+    classifier = load_classifier(batch_size=args.batch_size)  # the backend the job takes here
     detector = build_detector(args.detectors.split(",")[0])
     times = dict.fromkeys(("read", "sha256", "decode", "detect", "crop", "classify", "store"), 0.0)
     tensors, records = [], []
