@@ -22,14 +22,15 @@ def test_non_editable_install_carries_templates_models_and_sql(tmp_path):
     probe = (
         "import json, emotion_batch\n"
         "from emotion_batch.assets import asset_dir\n"
-        "from emotion_batch.classifier import resolve_model, sha256_file\n"
+        "from emotion_batch.classifier import locate_model, resolve_model, sha256_file\n"
         "from emotion_batch.store.session import view_statements\n"
         "from emotion_batch.store.schema import schema_status\n"
         "from emotion_batch.store.session import init_db, make_engine\n"
         "info = resolve_model(None)\n"
         "engine = make_engine('sqlite:///fresh.sqlite'); init_db(engine)\n"
         "print(json.dumps({'pkg': emotion_batch.__file__, 'templates': sorted(p.name for p in asset_dir('templates').iterdir()),"
-        " 'model': str(info.path), 'hash_ok': sha256_file(info.path) == info.sha256, 'views': len(view_statements()),"
+        " 'model': str(info.path), 'hash_ok': sha256_file(info.path) == info.sha256,"
+        " 'litert': str(locate_model(None, backend='litert').path), 'views': len(view_statements()),"
         " 'pg_views': len(view_statements('postgresql')), 'queries': sorted(p.name for p in (asset_dir('sql') / 'queries').iterdir()),"
         " 'schema': schema_status(engine).as_dict()}))\n"
     )
@@ -40,6 +41,7 @@ def test_non_editable_install_carries_templates_models_and_sql(tmp_path):
     assert found["pkg"].startswith(str(target))
     assert found["model"].startswith(str(target / "emotion_batch" / "_assets" / "models"))
     assert found["hash_ok"] is True
+    assert found["litert"].startswith(str(target / "emotion_batch" / "_assets" / "models"))  # hash checked by locate_model
     assert "ad_report.html" in found["templates"]
     # DROP + CREATE per view: the two stable views and the analyst views; the daily trend per dialect
     from emotion_batch.store.session import view_statements
