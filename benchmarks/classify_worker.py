@@ -36,16 +36,20 @@ def main() -> None:
     import tensorflow as tf
 
     from common import model_macs
-    from emotion_batch.classifier import Classifier, load_classifier, locate_model, resolve_model
+    from emotion_batch.classifier import Classifier, load_classifier, locate_model
+    from emotion_batch.exceptions import ConfigError
 
     keras_classifier = Classifier.load(args.model)
+    faces = _faces(np.load(args.crops), keras_classifier.size, keras_classifier.channels)  # read once, both backends
+    batches = [int(b) for b in args.batch_sizes.split(",")]
     runs = []
     for backend in args.backends.split(","):
-        if backend == "litert" and resolve_model(args.model).litert is None and not str(args.model).endswith(".tflite"):
+        try:
+            classifier = keras_classifier if backend == "keras" else load_classifier(args.model, backend=backend)
+        except ConfigError:  # the model ships no file for this backend
             continue
-        classifier = keras_classifier if backend == "keras" else load_classifier(args.model, backend=backend)
         runs.append({"backend": backend, "model_id": classifier.model_id, "device": classifier.device,
-                     "results": _sweep(classifier, args, np, tf)})
+                     "results": _sweep(classifier, faces, batches, args.repeats)})
     print(json.dumps({"model_id": keras_classifier.model_id, "job_backend": locate_model(args.model).backend,
                       "macs_per_face": model_macs(keras_classifier.model),
                       "threads": {"intra": tf.config.threading.get_intra_op_parallelism_threads(),
@@ -53,22 +57,28 @@ def main() -> None:
                       "runs": runs}))
 
 
-def _sweep(classifier, args, np, tf) -> list[dict]:
-    faces = np.load(args.crops)
-    if faces.shape[1] != classifier.size:
+def _faces(gray, size: int, channels: int):
+    """``(n, side, side)`` uint8 crops as the model's ``(n, size, size, channels)`` input."""
+    import numpy as np
+
+    if gray.shape[1] != size:
         from PIL import Image
 
-        faces = np.stack([np.asarray(Image.fromarray(f).resize((classifier.size,) * 2)) for f in faces])
-    faces = faces.reshape(len(faces), classifier.size, classifier.size, 1)
-    if classifier.channels == 3:
-        faces = np.repeat(faces, 3, axis=-1)
+        gray = np.stack([np.asarray(Image.fromarray(f).resize((size, size))) for f in gray])
+    faces = gray.reshape(len(gray), size, size, 1)
+    return np.repeat(faces, 3, axis=-1) if channels == 3 else faces
+
+
+def _sweep(classifier, faces, batches: list[int], repeats: int) -> list[dict]:
     results = []
-    for batch in (int(b) for b in args.batch_sizes.split(",")):
+    for batch in batches:
         classifier.batch_size = batch
         classifier.predict(faces[: batch])  # trace and warm up at this batch size
-        best = min(_timed(lambda: classifier.predict(faces)) for _ in range(args.repeats))
+        best = min(_timed(lambda: classifier.predict(faces)) for _ in range(repeats))
         row = {"batch_size": batch, "faces": len(faces), "faces_per_s": len(faces) / best}
         if classifier.device == "GPU" and classifier.backend == "keras":
+            import tensorflow as tf
+
             on_device = [tf.constant(faces[i : i + batch], dtype=tf.float32) for i in range(0, len(faces), batch)]
 
             def model_only():
@@ -77,7 +87,7 @@ def _sweep(classifier, args, np, tf) -> list[dict]:
                 out.numpy()  # wait for the last one
 
             model_only()
-            row["model_only_faces_per_s"] = len(faces) / min(_timed(model_only) for _ in range(args.repeats))
+            row["model_only_faces_per_s"] = len(faces) / min(_timed(model_only) for _ in range(repeats))
         results.append(row)
     return results
 

@@ -326,8 +326,8 @@ class LiteRTClassifier(_BatchPredictor):
         return interpreter
 
     def _run(self, chunk: np.ndarray) -> np.ndarray:
-        n = chunk.shape[0]
-        rows = min(1 << (n - 1).bit_length(), max(self.batch_size, n))
+        n = chunk.shape[0]  # at most batch_size: predict cuts the faces into such chunks
+        rows = min(1 << (n - 1).bit_length(), self.batch_size)
         if rows != n:
             chunk = np.concatenate([chunk, np.zeros((rows - n, *chunk.shape[1:]), chunk.dtype)])
         with self._lock:
