@@ -47,14 +47,14 @@ def test_run_json_summary_and_rerun(tmp_path, campaign_tree, tiny_model_file, db
             "--no-reports", "--json"]
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
-    summary = json.loads(first.output)
+    summary = json.loads(first.stdout)
     expected = campaign_tree["expected"]
     assert summary["processed"] == len(expected)
     assert summary["faces"] == sum(n for _, n in expected.values())
     assert summary["unreadable"] == sum(1 for s, _ in expected.values() if s == "unreadable")
     assert summary["non_images_skipped"] == campaign_tree["not_image"]
     assert {tuple(f[:2]) for f in summary["failures"]} >= {("summer/ad two/truncated.jpg", "unreadable")}
-    second = json.loads(CliRunner().invoke(cli, args).output)
+    second = json.loads(CliRunner().invoke(cli, args).stdout)
     assert second["processed"] == 0 and second["unchanged"] == len(expected)
 
 
@@ -214,7 +214,7 @@ def test_run_renders_reports_and_report_rerenders_from_the_database(tmp_path, ca
     again = CliRunner().invoke(cli, ["report", "--db", db, "--reports", str(reports), "--campaign", "summer", "--json",
                                      "--paper", "letter", "--min-faces", "2", "--examples", "--report-workers", "0"])
     assert again.exit_code == 0, again.output
-    out = json.loads(again.output)
+    out = json.loads(again.stdout)
     written = out["reports"]
     assert len(written) == 4 and all(Path(p).is_file() for p in written)  # summer's two ads, HTML + PDF
     assert {Path(p).parent.name for p in written} == {"summer"}

@@ -245,7 +245,7 @@ def test_export_data_cli(filled, tmp_path):
     result = runner.invoke(cli, ["export", "ad-summary", "-o", str(out), "--db", url, "--campaign", "summer",
                                  "--json"])
     assert result.exit_code == 0, result.output
-    info = json.loads(result.output)
+    info = json.loads(result.stdout)
     assert info["rows"] == 3 and info["format"] == "xlsx" and "valence" in info["columns"] and out.is_file()
     stdout = runner.invoke(cli, ["export", "failed-images", "-o", "-", "--db", url, "-q"])
     assert stdout.exit_code == 0 and stdout.output.splitlines()[0].startswith("campaign,ad,image_path,status,error")

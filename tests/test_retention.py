@@ -163,7 +163,7 @@ def test_prune_and_delete_cli(db):
     assert "winter" not in _faces_per_campaign(engine)
     pruned = runner.invoke(cli, ["prune", "--older-than", "1w", "--db", url, "--yes", "--json"])
     assert pruned.exit_code == 0, pruned.output
-    assert json.loads(pruned.output)["removed"]["images"] > 0  # T0 + 95 days is long ago now
+    assert json.loads(pruned.stdout)["removed"]["images"] > 0  # T0 + 95 days is long ago now
     assert _counts(engine)["images"] == 0
     usage = runner.invoke(cli, ["delete", "--db", url])
     assert usage.exit_code == 2 and "--campaign" in usage.output
