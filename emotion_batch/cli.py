@@ -415,12 +415,19 @@ def sample(dest, seed) -> None:
 @click.option("--balance", default="none", show_default=True, help="none, weights or augment-<N> (N faces per class).")
 @click.option("--no-augment", is_flag=True)
 @click.option("--label-smoothing", type=click.FloatRange(0, 0.5), default=0.0, show_default=True)
+@click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16"]), default="float32", show_default=True,
+              help="mixed_bfloat16: bfloat16 arithmetic, float32 weights (CPUs with AVX-512 BF16, GPUs).")
+@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Momentum of a moving average of the weights (e.g. 0.999); the average is what is validated and kept.")
+@click.option("--ferplus-weight", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Mix this share of the FER+ votes into the original labels' targets (FER2013 data only).")
+@click.option("--name", "run_name", help="Run folder name (default: <model>_<optimizer>_<colormode>_<batch>_<balance>).")
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N rows of each split (smoke runs).")
 @click.option("--seed", type=int, default=1337, show_default=True)
 @click.option("--runs", "runs_dir", default="runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("-v", "--verbose", count=True)
 def train(data, arch, labels, optimizer, learning_rate, schedule, batch_size, epochs, patience, balance, no_augment,
-          label_smoothing, limit, seed, runs_dir, verbose) -> None:
+          label_smoothing, precision, ema, ferplus_weight, run_name, limit, seed, runs_dir, verbose) -> None:
     """Train (or resume) a run named <model>_<optimizer>_<colormode>_<batch>_<balance> under --runs."""
     _setup_logging(max(verbose, 1), False)
     _quiet_tensorflow(verbose)
@@ -428,7 +435,8 @@ def train(data, arch, labels, optimizer, learning_rate, schedule, batch_size, ep
 
     config = TrainConfig(data=data, model=arch, labels=labels, optimizer=optimizer, learning_rate=learning_rate,
                          schedule=schedule, batch_size=batch_size, epochs=epochs, patience=patience, balance=balance,
-                         augment=not no_augment, label_smoothing=label_smoothing, limit=limit, seed=seed)
+                         augment=not no_augment, label_smoothing=label_smoothing, precision=precision, ema=ema,
+                         ferplus_weight=ferplus_weight, name=run_name, limit=limit, seed=seed)
     try:
         state = train_run(config, runs_dir=runs_dir, verbose=2 if verbose else 0)
     except EmotionBatchError as exc:

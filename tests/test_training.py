@@ -26,12 +26,91 @@ def _fake_fer(folder, n_per_split=60, seed=0):
     return folder
 
 
+def _fake_ferplus(folder, n_per_split=60, seed=0):
+    """FER+ vote files for ``_fake_fer``'s rows: row i of a split gets 6 votes for its label and 4 for
+    neutral, except every 10th row, whose votes all go to "unknown" (no vote on our classes)."""
+    import gzip
+
+    index = ["orig_row,Usage"]
+    votes = ["Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"]
+    fer_names = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]  # FER2013 label order
+    columns = votes[0].split(",")[2:]
+    row = 0
+    for usage in ("Training", "PublicTest", "PrivateTest"):
+        for i in range(n_per_split):
+            counts = dict.fromkeys(columns, 0)
+            if i % 10 == 0:
+                counts["unknown"] = 10
+            else:
+                counts[fer_names[i % 7]] += 6
+                counts["neutral"] += 4
+            index.append(f"{row},{usage}")
+            votes.append(f"{usage},fer{row:07d}.png," + ",".join(str(counts[c]) for c in columns))
+            row += 1
+    with gzip.open(folder / "row_index.csv.gz", "wt") as f:
+        f.write("\n".join(index) + "\n")
+    with gzip.open(folder / "fer2013new.csv.gz", "wt") as f:
+        f.write("\n".join(votes) + "\n")
+    return folder
+
+
+def test_ferplus_votes_mix_into_the_original_targets(tmp_path):
+    from emotion_batch.exceptions import DataError
+    from emotion_batch.labels import FER2013_TO_INDEX
+    from emotion_batch.training.data import ferplus_soft_mix, load_fer2013
+
+    data = _fake_ferplus(_fake_fer(tmp_path))
+    faces = load_fer2013(data, split="train")
+    mixed = ferplus_soft_mix(data, faces, split="train", weight=0.25)
+    neutral = EMOTIONS.index("neutral")
+    for i in (1, 6, 11, 13):  # rows with votes: 0.75 on the label, 0.25 x (0.6 label + 0.4 neutral)
+        label = FER2013_TO_INDEX[i % 7]
+        expected = np.zeros(7, dtype=np.float32)
+        expected[label] += 0.75 + 0.25 * 0.6
+        expected[neutral] += 0.25 * 0.4
+        np.testing.assert_allclose(mixed.soft[i], expected, atol=1e-6)
+    np.testing.assert_array_equal(mixed.soft[0], faces.soft[0])  # no vote on our classes: the label alone
+    np.testing.assert_allclose(mixed.soft.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(mixed.y, faces.y)  # hard labels stay the original ones
+    with pytest.raises(DataError, match="do not line up"):
+        ferplus_soft_mix(data, faces.subset(np.arange(10)), split="train", weight=0.25)
+
+
+def test_weight_average_and_bfloat16_training(tmp_path):
+    import keras
+
+    from emotion_batch.training.fit import load_best
+
+    data = _fake_ferplus(_fake_fer(tmp_path))
+    config = TrainConfig(data=str(data), model="tiny_test", epochs=2, batch_size=16, optimizer="sgd",
+                         learning_rate=0.05, precision="mixed_bfloat16", ema=0.9, ferplus_weight=0.3, name="avg")
+    state = train(config, runs_dir=tmp_path / "runs", verbose=0)
+    run = tmp_path / "runs" / "avg"
+    assert state["run_dir"] == str(run)
+    assert keras.mixed_precision.global_policy().name == "float32"  # the policy does not leak out of train()
+    history = json.loads((run / "history.json").read_text())
+    assert all(0.0 <= h["ema_val_accuracy"] <= 1.0 for h in history)
+    best_epoch = max(history, key=lambda h: h["ema_val_accuracy"])["epoch"]
+    assert state["best_epoch"] == best_epoch  # chosen by the average's accuracy, not the raw weights'
+    last = keras.models.load_model(run / "last.keras")
+    assert last.get_layer("block1_conv1").dtype_policy.name == "mixed_bfloat16"
+    assert last.get_layer("predictions").dtype_policy.name == "float32"
+    kept = load_best(run)  # the average, rebuilt in float32
+    assert kept.get_layer("block1_conv1").dtype_policy.name == "float32"
+    if best_epoch == 2:  # the kept weights are the average, not the last raw weights
+        assert not np.allclose(kept.get_layer("block1_conv1").get_weights()[0], last.get_layer("block1_conv1").get_weights()[0])
+    with pytest.raises(ConfigError, match="ema must be"):
+        TrainConfig(data=str(data), ema=1.5).validate()
+    with pytest.raises(ConfigError, match="with labels='original'"):
+        TrainConfig(data=str(data), labels="ferplus-soft", ferplus_weight=0.2).validate()
+
+
 def test_original_architectures_build_from_their_specs():
     assert {"model_1_concept", "model_2_best", "model_3_best_nodropout", "model_4_best_nodropout_nobatchn", "resx_small"} <= set(spec_names())
     best = build_from_spec(load_spec("model_2_best"))
     assert 19_000_000 < best.count_params() < 21_000_000  # the original's ~20M parameters
     names = [layer.name for layer in best.layers]
-    assert "block1_conv1" in names and "block3_bn2" in names and "head_dense1" in names
+    assert "block1_conv1" in names and "block3_bn2" in names and "block1_conv1" in names
     nodrop = build_from_spec(load_spec("model_3_best_nodropout"))
     assert not any("drop" in layer.name for layer in nodrop.layers)
     assert build_from_spec(load_spec("resx_small")).count_params() < 300_000

@@ -157,5 +157,6 @@ def build_from_spec(spec: dict[str, Any], *, num_classes: int = NUM_CLASSES, nam
         else:
             x = _apply_layers(x, block["layers"], prefix, weight_decay)
     x = _apply_layers(x, spec["head"], "head", weight_decay)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    # float32 whatever the global policy: a softmax in bfloat16 loses the small probabilities
+    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name=name or spec["name"])

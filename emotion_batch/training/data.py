@@ -107,16 +107,7 @@ def load_fer2013(
         main = folder / "fer2013.csv"
     usage = FER_SPLITS[split]
     rows = [r for r in _read_csv_rows(main) if r["Usage"] == usage]
-    orig_rows: list[int] | None = None
-    if labels != "original":
-        index_path = folder / "row_index.csv.gz"
-        votes_path = folder / "fer2013new.csv.gz"
-        if not index_path.is_file() or not votes_path.is_file():
-            raise DataError(f"FER+ labels need row_index.csv.gz and fer2013new.csv.gz. Received: root={str(folder)!r}")
-        index_rows = _read_csv_rows(index_path)
-        orig_rows = [int(r["orig_row"]) for r in index_rows if r["Usage"] == usage]
-        if len(orig_rows) != len(rows):
-            raise DataError(f"row_index.csv.gz does not line up with fer2013.csv for split {split!r}")
+    orig_rows = _ferplus_rows(folder, usage, len(rows)) if labels != "original" else None
     if limit is not None:
         rows = rows[:limit]
         orig_rows = orig_rows[:limit] if orig_rows is not None else None
@@ -134,12 +125,7 @@ def load_fer2013(
     source = f"FER2013 {usage} ({labels} labels)"
 
     if orig_rows is not None:
-        vote_rows = _read_csv_rows(folder / "fer2013new.csv.gz")
-        votes = np.zeros((n, NUM_CLASSES), dtype=np.float32)
-        for i, orig in enumerate(orig_rows):
-            vr = vote_rows[orig]
-            for column, name in FERPLUS_COLUMNS.items():
-                votes[i, EMOTIONS.index(name)] = float(vr[column] or 0)
+        votes = _ferplus_votes(folder, orig_rows)
         totals = votes.sum(axis=1)
         top = votes.max(axis=1)
         # a clear majority: the top class has more than half of the votes cast on the seven classes
@@ -149,6 +135,61 @@ def load_fer2013(
         soft = votes / totals[:, None] if labels == "ferplus-soft" else _one_hot(y)
         log.info("FER+ %s: kept %d of %d rows with a clear majority", split, int(keep.sum()), n)
     return FaceSet(x=x, y=y, soft=soft.astype(np.float32), source=source)
+
+
+def _ferplus_rows(folder: Path, usage: str, expected: int) -> list[int]:
+    """Rows of the FER+ vote file for the FER2013 rows of one split, in their order."""
+    index_path = folder / "row_index.csv.gz"
+    votes_path = folder / "fer2013new.csv.gz"
+    if not index_path.is_file() or not votes_path.is_file():
+        raise DataError(f"FER+ labels need row_index.csv.gz and fer2013new.csv.gz. Received: root={str(folder)!r}")
+    orig_rows = [int(r["orig_row"]) for r in _read_csv_rows(index_path) if r["Usage"] == usage]
+    if len(orig_rows) != expected:
+        raise DataError(f"row_index.csv.gz does not line up with fer2013.csv for split {usage!r}")
+    return orig_rows
+
+
+def _ferplus_votes(folder: Path, orig_rows: list[int]) -> np.ndarray:
+    """FER+ votes on our seven classes, shape ``(len(orig_rows), 7)`` (contempt, unknown and NF left out)."""
+    vote_rows = _read_csv_rows(folder / "fer2013new.csv.gz")
+    votes = np.zeros((len(orig_rows), NUM_CLASSES), dtype=np.float32)
+    for i, orig in enumerate(orig_rows):
+        vr = vote_rows[orig]
+        for column, name in FERPLUS_COLUMNS.items():
+            votes[i, EMOTIONS.index(name)] = float(vr[column] or 0)
+    return votes
+
+
+def ferplus_soft_mix(root: str | Path, faces: FaceSet, *, split: str, weight: float,
+                     limit: int | None = None) -> FaceSet:
+    """Mix FER+ vote shares into the (original-label) targets of a FER2013 split: ``(1 - w) * soft + w * votes``.
+
+    A second, soft target beside the original labels: cross-entropy against the mix equals the original
+    loss plus ``w`` times the KL divergence to the votes (up to a constant). Rows without FER+ votes on
+    our seven classes keep their original target. ``faces`` must be the split as ``load_fer2013`` returned
+    it with the original labels, before any cleaning.
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise DataError(f"The FER+ weight must be within 0..1. Received: weight={weight!r}")
+    folder = fer2013_dir(root)
+    orig_rows = _ferplus_rows(folder, FER_SPLITS[split], _count_rows(folder, FER_SPLITS[split]))
+    if limit is not None:
+        orig_rows = orig_rows[:limit]
+    if len(orig_rows) != len(faces):
+        raise DataError(f"The faces do not line up with the FER+ rows of {split!r}: {len(faces)} vs {len(orig_rows)}")
+    votes = _ferplus_votes(folder, orig_rows)
+    totals = votes.sum(axis=1, keepdims=True)
+    has = totals[:, 0] > 0
+    shares = np.where(has[:, None], votes / np.maximum(totals, 1.0), faces.soft)
+    soft = ((1.0 - weight) * faces.soft + weight * shares).astype(np.float32)
+    return FaceSet(faces.x, faces.y, soft, f"{faces.source} + FER+ votes (weight {weight:g})")
+
+
+def _count_rows(folder: Path, usage: str) -> int:
+    main = folder / "fer2013.csv.gz"
+    if not main.is_file():
+        main = folder / "fer2013.csv"
+    return sum(1 for r in _read_csv_rows(main) if r["Usage"] == usage)
 
 
 def load_folder_tree(

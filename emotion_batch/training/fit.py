@@ -25,13 +25,14 @@ import numpy as np
 from ..exceptions import ConfigError
 from ..labels import NUM_CLASSES
 from .architectures import build_from_spec, load_spec
-from .data import FaceSet, clean, load_fer2013, load_folder_tree
+from .data import FaceSet, clean, ferplus_soft_mix, load_fer2013, load_folder_tree
 
 log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("cosine", "plateau", "constant")
 LABELS = ("original", "ferplus-majority", "ferplus-soft")
+PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 @dataclass
@@ -51,6 +52,10 @@ class TrainConfig:
     balance: str = "none"  # none | weights | augment-<N>
     augment: bool = True
     label_smoothing: float = 0.0
+    precision: str = "float32"  # float32 | mixed_bfloat16
+    ema: float = 0.0  # momentum of the weights' moving average (0: none); selection then uses the average
+    ferplus_weight: float = 0.0  # weight of the FER+ vote shares mixed into the original targets
+    name: str | None = None  # run folder name (default: derived from the options)
     limit: int | None = None
     seed: int = 1337
     extra: dict[str, Any] = field(default_factory=dict)
@@ -66,9 +71,20 @@ class TrainConfig:
             raise ConfigError(f"data_format must be auto, fer2013 or folders. Received: data_format={self.data_format!r}")
         if self.batch_size < 1 or self.epochs < 1:
             raise ConfigError(f"batch_size and epochs must be positive. Received: batch_size={self.batch_size}, epochs={self.epochs}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {list(PRECISIONS)}. Received: precision={self.precision!r}")
+        if not (self.ema == 0.0 or 0.0 < self.ema < 1.0):
+            raise ConfigError(f"ema must be 0 (off) or within (0, 1). Received: ema={self.ema!r}")
+        if not 0.0 <= self.ferplus_weight <= 1.0:
+            raise ConfigError(f"ferplus_weight must be within 0..1. Received: ferplus_weight={self.ferplus_weight!r}")
+        if self.ferplus_weight and self.labels != "original":
+            raise ConfigError("ferplus_weight mixes FER+ votes into the original labels; use it with labels='original'. "
+                              f"Received: labels={self.labels!r}")
         balance_target(self.balance)
 
     def run_name(self, channels: int) -> str:
+        if self.name:
+            return self.name
         colormode = "gray" if channels == 1 else "rgb"
         return f"{Path(self.model).stem}_{self.optimizer}_{colormode}_{self.batch_size}_{self.balance}"
 
@@ -90,6 +106,8 @@ def load_splits(config: TrainConfig, *, size: int, channels: int) -> tuple[FaceS
         fmt = "fer2013" if (root / "fer2013.csv.gz").is_file() or (root / "fer2013.csv").is_file() else "folders"
     if fmt == "fer2013":
         train = load_fer2013(root, split="train", size=size, channels=channels, labels=config.labels, limit=config.limit)
+        if config.ferplus_weight:
+            train = ferplus_soft_mix(root, train, split="train", weight=config.ferplus_weight, limit=config.limit)
         valid = load_fer2013(root, split="valid", size=size, channels=channels, labels=config.labels, limit=config.limit)
         test = load_fer2013(root, split="test", size=size, channels=channels, labels="original", limit=config.limit)
         train, report = clean(train, valid, test)
@@ -131,9 +149,9 @@ def make_augmenter(seed: int):
     import tensorflow as tf
 
     geometric = [
-        keras.layers.RandomRotation(0.04, fill_mode="reflect", seed=seed),
-        keras.layers.RandomTranslation(0.08, 0.08, fill_mode="reflect", seed=seed + 1),
-        keras.layers.RandomZoom((-0.1, 0.1), fill_mode="reflect", seed=seed + 2),
+        keras.layers.RandomRotation(0.04, fill_mode="reflect", seed=seed, dtype="float32"),
+        keras.layers.RandomTranslation(0.08, 0.08, fill_mode="reflect", seed=seed + 1, dtype="float32"),
+        keras.layers.RandomZoom((-0.1, 0.1), fill_mode="reflect", seed=seed + 2, dtype="float32"),
     ]
 
     def augment(x, y, w):
@@ -201,12 +219,13 @@ def _make_optimizer(config: TrainConfig, steps_per_epoch: int):
             config.learning_rate * 0.1, decay_steps=total - warmup, alpha=0.01,
             warmup_target=config.learning_rate, warmup_steps=warmup,
         )
+    ema = {"use_ema": True, "ema_momentum": config.ema} if config.ema else {}
     if config.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=lr)
+        return keras.optimizers.Adam(learning_rate=lr, **ema)
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=lr, momentum=0.9, nesterov=True)
+        return keras.optimizers.SGD(learning_rate=lr, momentum=0.9, nesterov=True, **ema)
     if config.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=lr)
+        return keras.optimizers.RMSprop(learning_rate=lr, **ema)
     raise ConfigError(f"optimizer must be one of {list(OPTIMIZERS)}. Received: optimizer={config.optimizer!r}")
 
 
@@ -216,9 +235,10 @@ def _recorder_class():
     class RunRecorder(keras.callbacks.Callback):
         """Appends history, saves last/best checkpoints and the run state, stops early on patience."""
 
-        def __init__(self, run_dir: Path, state: dict[str, Any], patience: int) -> None:
+        def __init__(self, run_dir: Path, state: dict[str, Any], patience: int, ema_valid=None) -> None:
             super().__init__()
             self.run_dir = run_dir
+            self.ema_valid = ema_valid
             self.state = state
             self.patience = patience
             self.history_path = run_dir / "history.json"
@@ -234,12 +254,17 @@ def _recorder_class():
             lr = opt.learning_rate
             record = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
                       "lr": float(np.asarray(lr)), "seconds": round(time.monotonic() - self._t0, 2)}
+            if self.ema_valid is not None:
+                record["ema_val_accuracy"] = self._ema_accuracy(epoch + 1)
+            val = record.get("ema_val_accuracy", logs.get("val_accuracy", float("nan")))
             self.history = [h for h in self.history if h["epoch"] < epoch + 1] + [record]
             _atomic_json(self.history_path, self.history)
-            val = logs.get("val_accuracy", float("nan"))
             if val > self.state["best_val_accuracy"]:
                 self.state.update(best_val_accuracy=float(val), best_epoch=epoch + 1, wait=0)
-                self.model.save_weights(self.run_dir / "best.weights.h5")
+                if self.ema_valid is not None:
+                    os.replace(self.run_dir / "ema.weights.h5", self.run_dir / "best.weights.h5")
+                else:
+                    self.model.save_weights(self.run_dir / "best.weights.h5")
             else:
                 self.state["wait"] += 1
             self.state["epoch"] = epoch + 1
@@ -251,6 +276,20 @@ def _recorder_class():
             if self.state["wait"] >= self.patience:
                 log.info("early stop: no val_accuracy gain for %d epochs", self.patience)
                 self.model.stop_training = True
+
+        def _ema_accuracy(self, epoch: int) -> float:
+            """Validation accuracy of the weights' moving average; those weights go to ``ema.weights.h5``."""
+            variables = self.model.trainable_variables
+            current = [v.numpy() for v in variables]
+            self.model.optimizer.finalize_variable_values(variables)  # the averages into the model
+            try:
+                self.model.save_weights(self.run_dir / "ema.weights.h5")
+                result = self.model.evaluate(self.ema_valid, verbose=0, return_dict=True)
+            finally:
+                for v, value in zip(variables, current):
+                    v.assign(value)
+            log.info("epoch %d: weight average val_accuracy %.4f", epoch, result["accuracy"])
+            return float(result["accuracy"])
 
     return RunRecorder
 
@@ -281,34 +320,39 @@ def train(config: TrainConfig, *, runs_dir: str | Path, verbose: int = 2) -> dic
     _atomic_json(run_dir / "spec.json", spec)
 
     keras.utils.set_random_seed(config.seed)
-    train_set, valid_set = load_splits(config, size=size, channels=channels)
-    rng = np.random.default_rng(config.seed)
-    target = balance_target(config.balance)
-    index = balanced_index(train_set.y, target, rng) if target else None
-    weights = class_weights(train_set.y) if config.balance == "weights" else None
-    train_ds = make_dataset(train_set, batch_size=config.batch_size, training=True, augment=config.augment,
-                            weights=weights, index=index, seed=config.seed)
-    valid_ds = make_dataset(valid_set, batch_size=512, training=False, augment=False, weights=None)
-    n_train = len(index) if index is not None else len(train_set)
-    steps = int(np.ceil(n_train / config.batch_size))
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(config.precision)  # layers built or loaded below take it
+    try:
+        train_set, valid_set = load_splits(config, size=size, channels=channels)
+        rng = np.random.default_rng(config.seed)
+        target = balance_target(config.balance)
+        index = balanced_index(train_set.y, target, rng) if target else None
+        weights = class_weights(train_set.y) if config.balance == "weights" else None
+        train_ds = make_dataset(train_set, batch_size=config.batch_size, training=True, augment=config.augment,
+                                weights=weights, index=index, seed=config.seed)
+        valid_ds = make_dataset(valid_set, batch_size=512, training=False, augment=False, weights=None)
+        n_train = len(index) if index is not None else len(train_set)
+        steps = int(np.ceil(n_train / config.batch_size))
 
-    last = run_dir / "last.keras"
-    if state["epoch"] > 0 and last.is_file():
-        log.info("resuming %s from epoch %d", run_dir.name, state["epoch"])
-        model = keras.models.load_model(last)
-    else:
-        model = build_from_spec(spec)
-        model.compile(
-            optimizer=_make_optimizer(config, steps),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-        )
-    callbacks = [_recorder_class()(run_dir, state, config.patience)]
-    if config.schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", factor=0.5, patience=5, min_lr=1e-5))
-    if state["epoch"] < config.epochs and state["wait"] < config.patience:
-        model.fit(train_ds, validation_data=valid_ds, epochs=config.epochs, initial_epoch=state["epoch"],
-                  callbacks=callbacks, verbose=verbose)
+        last = run_dir / "last.keras"
+        if state["epoch"] > 0 and last.is_file():
+            log.info("resuming %s from epoch %d", run_dir.name, state["epoch"])
+            model = keras.models.load_model(last)
+        else:
+            model = build_from_spec(spec)
+            model.compile(
+                optimizer=_make_optimizer(config, steps),
+                loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+                metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+            )
+        callbacks = [_recorder_class()(run_dir, state, config.patience, ema_valid=valid_ds if config.ema else None)]
+        if config.schedule == "plateau":
+            callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", factor=0.5, patience=5, min_lr=1e-5))
+        if state["epoch"] < config.epochs and state["wait"] < config.patience:
+            model.fit(train_ds, validation_data=valid_ds, epochs=config.epochs, initial_epoch=state["epoch"],
+                      callbacks=callbacks, verbose=verbose)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
     state["done"] = True
     state["train_size"] = n_train
     state["train_classes"] = train_set.class_counts()
