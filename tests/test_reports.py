@@ -231,6 +231,38 @@ def test_pdf_shows_the_ad_name_counts_and_distribution(session, tmp_path, popple
     assert re.search(rf"\b{pages} ?/ ?{pages}\b", text)  # page numbers in the footer
 
 
+LIGATURES = re.compile("[\ufb00-\ufb06]")  # ff fi fl ffi ffl ſt st: one glyph standing for several letters
+
+
+def test_pdf_text_is_the_words_written_whatever_the_font_subsetter(tmp_path, poppler):
+    """Ligature glyphs (fi, fl) map back to their letters only when HarfBuzz-subset writes the fonts;
+    without libharfbuzz-subset0 a PDF read "O\ufb03ce \ufb01lm". Reports switch ligatures off, so both
+    font paths (subset by HarfBuzz, or embedded whole) give searchable, copyable text."""
+    from emotion_batch.reports import render as render_module
+
+    session = make_session(tmp_path / "lig.db")
+    add_ad(session, "Affluent offline", "Office film", [["happy"] * 6, ["neutral"] * 6])
+    session.commit()
+    subsetter = [True, False] if render_module._can_subset_fonts() else [False]
+    for can_subset in subsetter:
+        out = tmp_path / f"subset-{can_subset}"
+        original = render_module._can_subset_fonts
+        render_module._can_subset_fonts = lambda: can_subset
+        try:
+            pdf = render_ad_reports(session, out, ads=[("Affluent offline", "Office film")], generated_at=NOW)[1]
+        finally:
+            render_module._can_subset_fonts = original
+        texts = {"pypdf": squash(pdf_text(pdf))}
+        if shutil.which("pdftotext"):
+            texts["pdftotext"] = squash(subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                                                       check=True).stdout)
+        for tool, text in texts.items():
+            assert "Office film" in text and "Affluent offline" in text, (tool, can_subset, text[:300])
+            assert "confidence" in text.lower(), (tool, can_subset)
+            assert not LIGATURES.search(text), (tool, can_subset, sorted(set(LIGATURES.findall(text))))
+    session.close()
+
+
 def test_small_ads_show_counts_but_hide_the_distribution(session, tmp_path, poppler, caplog):
     caplog.set_level(logging.DEBUG, logger="weasyprint")
     html_path, pdf_path = render_ad_reports(session, tmp_path, ads=[("Spring 2024", "Small")], min_faces=10)
