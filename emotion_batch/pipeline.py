@@ -30,7 +30,7 @@ from .discover import Candidate, WalkStats, walk_ads
 from .exceptions import ConfigError, DatabaseError, ImageError
 from .faces import DETECTORS, build_detector
 from .imaging import DEFAULT_MAX_PIXELS, DEFAULT_WORK_SIDE, decode_image
-from .preprocess import DEFAULT_MARGIN, face_to_tensor
+from .preprocess import faces_to_tensors
 from .store.models import Run, utcnow
 from .store.repository import ImageRecord, ad_id_for, known_images, touch_images, write_images
 from .store.session import init_db, run_lock, safe_url
@@ -53,7 +53,7 @@ class RunOptions:
     chunk_images: int = 256
     max_pixels: int = DEFAULT_MAX_PIXELS
     work_side: int = DEFAULT_WORK_SIDE
-    margin: float = DEFAULT_MARGIN
+    level_eyes: bool = True  # turn each face crop so that its eyes are level (detectors that give eyes)
     min_score: float | None = None
     min_face: float | None = None  # smallest face side in pixels of the searched image; None: the detector's own
     engine: str = "local"  # local: worker processes on this machine; ray: Ray Data actors (engines/ray_engine.py)
@@ -149,7 +149,7 @@ class Analyser:
     One lives in each worker process of the local engine and in each Ray actor.
 
     Args:
-        options: the run's options (detector, limits, margin, reprocess).
+        options: the run's options (detector, limits, eye levelling, reprocess).
         size: side of the classifier's square input.
         channels: channels of the classifier's input (1 or 3).
     """
@@ -178,11 +178,8 @@ class Analyser:
             faces = self.detector.detect(decoded.rgb)
             boxes = [(f.x * decoded.scale, f.y * decoded.scale, f.w * decoded.scale, f.h * decoded.scale, f.score)
                      for f in faces]
-            tensors = np.empty((len(faces), self.size, self.size, self.channels), dtype=np.uint8)
-            whole = options.detector == "none"  # pre-cropped faces: no margin, exactly what training saw
-            for i, f in enumerate(faces):
-                tensors[i] = face_to_tensor(decoded.rgb, None if whole else f.box, size=self.size,
-                                            channels=self.channels, margin=options.margin)
+            tensors = faces_to_tensors(decoded.rgb, faces, detector=options.detector, size=self.size,
+                                       channels=self.channels, level=options.level_eyes)
         except ImageError as exc:
             return Outcome(task, sha, exc.status, str(exc))
         except Exception as exc:  # one bad image must never end the batch; the row records what happened

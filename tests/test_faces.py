@@ -70,3 +70,29 @@ def test_min_face_hides_smaller_faces_and_reaches_every_detector():
     assert build_detector("mtcnn", min_face=40).min_size == 40.0
     with pytest.raises(ConfigError, match="min_face"):
         build_detector("blazeface", min_face=0)
+
+
+@pytest.mark.parametrize("name", ["blazeface", "blazeface-short", "mtcnn"])
+@pytest.mark.parametrize("degrees", [0, 20, -20])
+def test_detectors_give_eyes_whose_line_follows_the_head(name, degrees):
+    """The eye keypoints: inside the box, the image-left eye first, their line turned as the head is."""
+    from PIL import Image
+
+    from emotion_batch.preprocess import eye_angle
+    from emotion_batch.sample import head
+
+    canvas = Image.new("RGB", (640, 480), (128, 128, 128))
+    portrait = head("astronaut")
+    canvas.paste(portrait.resize((200, int(200 * portrait.height / portrait.width))), (200, 100))
+    photo = np.asarray(canvas.rotate(degrees, Image.Resampling.BILINEAR, center=(300, 210), fillcolor=(128, 128, 128)))
+    detector = build_detector(name)
+    upright = detector.detect(np.asarray(canvas))
+    faces = detector.detect(photo)
+    assert len(faces) == 1 and len(upright) == 1
+    face = faces[0]
+    x1, y1, x2, y2 = face.eyes
+    assert face.x <= x1 < x2 <= face.x + face.w and face.y <= min(y1, y2) <= face.y + face.h
+    # PIL turns counter-clockwise on screen; the eye line's angle (y down) goes the other way
+    assert abs(eye_angle(face.eyes) - (eye_angle(upright[0].eyes) - degrees)) < 4.0
+    scaled = face.scaled(0.5)
+    assert scaled.eyes == tuple(v * 0.5 for v in face.eyes)

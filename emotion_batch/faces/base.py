@@ -10,16 +10,21 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Face:
-    """A face box in pixels of the image it was found in, and the detector's confidence in [0, 1]."""
+    """A face box in pixels of the image it was found in, the detector's confidence in [0, 1], and the
+    centres of the two eyes where the detector gives them: ``(x1, y1, x2, y2)``, first the eye that lies
+    on the image's left in an upright face (the person's right eye), so that the eye line's angle says
+    how far the head is turned in the image plane (``preprocess`` levels it)."""
 
     x: float
     y: float
     w: float
     h: float
     score: float
+    eyes: tuple[float, float, float, float] | None = None
 
     def scaled(self, factor: float) -> "Face":
-        return Face(self.x * factor, self.y * factor, self.w * factor, self.h * factor, self.score)
+        eyes = None if self.eyes is None else tuple(v * factor for v in self.eyes)
+        return Face(self.x * factor, self.y * factor, self.w * factor, self.h * factor, self.score, eyes)
 
     @property
     def box(self) -> tuple[float, float, float, float]:
@@ -47,7 +52,8 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, *, iou: float, weighted: bool = False) -> list[Face]:
     """Greedy NMS over ``(x, y, w, h)`` boxes; ``weighted`` averages each kept box with its suppressed
-    neighbours by score (MediaPipe's blending), which steadies BlazeFace boxes."""
+    neighbours by score (MediaPipe's blending), which steadies BlazeFace boxes. Rows of 8 values carry the
+    eyes ``(x1, y1, x2, y2)`` after the box, blended the same way."""
     order = np.argsort(-scores)
     boxes, scores = boxes[order], scores[order]
     alive = np.ones(len(boxes), dtype=bool)
@@ -55,7 +61,7 @@ def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, *, iou: float, we
     for i in range(len(boxes)):
         if not alive[i]:
             continue
-        overlap = iou_matrix(boxes[i : i + 1], boxes)[0]
+        overlap = iou_matrix(boxes[i : i + 1, :4], boxes[:, :4])[0]
         group = alive & (overlap >= iou)
         group[i] = True
         if weighted:
@@ -63,7 +69,9 @@ def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, *, iou: float, we
             box = (boxes[group] * w[:, None]).sum(axis=0) / w.sum()
         else:
             box = boxes[i]
-        faces.append(Face(*(float(v) for v in box), score=float(scores[i])))
+        values = [float(v) for v in box]
+        eyes = tuple(values[4:8]) if len(values) >= 8 else None
+        faces.append(Face(*values[:4], score=float(scores[i]), eyes=eyes))
         alive &= ~group
     return faces
 
@@ -80,5 +88,5 @@ def clip_faces(faces: list[Face], width: int, height: int, *, min_size: float) -
         x0, y0 = max(0.0, f.x), max(0.0, f.y)
         x1, y1 = min(float(width), f.x + f.w), min(float(height), f.y + f.h)
         if x1 - x0 >= min_size and y1 - y0 >= min_size:
-            out.append(Face(x0, y0, x1 - x0, y1 - y0, f.score))
+            out.append(Face(x0, y0, x1 - x0, y1 - y0, f.score, f.eyes))
     return out

@@ -106,16 +106,20 @@ class BlazeFaceDetector:
         return raw, logits
 
     def _decode(self, raw: np.ndarray, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Boxes ``(x, y, w, h)`` in pixels of the model input, and scores, of one window's detections."""
+        """Rows ``(x, y, w, h, x1, y1, x2, y2)`` (box and eye centres) in pixels of the model input, and
+        scores, of one window's detections. BlazeFace's six keypoints are offsets from the anchor: the
+        person's right eye, left eye, nose tip, mouth centre and the two ear tragions; the eyes are kept."""
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -60.0, 60.0)))
         keep = scores >= self.min_score
         if not keep.any():
-            return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32)
+            return np.zeros((0, 8), np.float32), np.zeros((0,), np.float32)
         raw, scores, anchor = raw[keep], scores[keep], self._anchors[keep]
-        cx = anchor[:, 0] * self.size + raw[:, 0]
-        cy = anchor[:, 1] * self.size + raw[:, 1]
+        ax, ay = anchor[:, 0] * self.size, anchor[:, 1] * self.size
+        cx, cy = ax + raw[:, 0], ay + raw[:, 1]
         w, h = raw[:, 2], raw[:, 3]
-        return np.stack([cx - w / 2, cy - h / 2, w, h], axis=1).astype(np.float32), scores.astype(np.float32)
+        eyes = [ax + raw[:, 4], ay + raw[:, 5], ax + raw[:, 6], ay + raw[:, 7]]
+        rows = np.stack([cx - w / 2, cy - h / 2, w, h, *eyes], axis=1)
+        return rows.astype(np.float32), scores.astype(np.float32)
 
     def regions(self, width: int, height: int) -> list[tuple[int, int, int]]:
         """``(left, top, side)`` of the whole image and of the overlapping tiles searched in it.
@@ -165,7 +169,7 @@ class BlazeFaceDetector:
         for window, scale, x0, y0 in windows:
             raw, logits = self._invoke(window)
             b, s = self._decode(raw[0], logits[0])
-            boxes.append((b + np.array([x0, y0, 0, 0], np.float32)) / scale)
+            boxes.append((b + np.array([x0, y0, 0, 0, x0, y0, x0, y0], np.float32)) / scale)
             scores.append(s)
         all_boxes, all_scores = np.concatenate(boxes), np.concatenate(scores)
         if all_boxes.shape[0] == 0:

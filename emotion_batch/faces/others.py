@@ -29,7 +29,8 @@ class MTCNNDetector:
             from mtcnn import MTCNN
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise DetectorError("The mtcnn detector needs the package mtcnn (pip install mtcnn)") from exc
-        self._mtcnn = MTCNN(stages="face_detection_only")
+        # all three stages: ONet refines the boxes and gives the five landmarks (the eyes level the crop)
+        self._mtcnn = MTCNN(stages="face_and_landmarks_detection")
         self.min_score, self.min_size = min_score, min_size
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
@@ -38,10 +39,20 @@ class MTCNNDetector:
         kept = [f for f in found if float(f["confidence"]) >= self.min_score]
         if not kept:
             return []
-        boxes = np.array([[float(v) for v in f["box"]] for f in kept], dtype=np.float32)
+        boxes = np.array([[float(v) for v in f["box"]] + _mtcnn_eyes(f) for f in kept], dtype=np.float32)
         scores = np.array([float(f["confidence"]) for f in kept], dtype=np.float32)
         faces = non_max_suppression(boxes, scores, iou=0.4)  # MTCNN can return nested boxes of one face
         return sort_faces(clip_faces(faces, width, height, min_size=self.min_size))
+
+
+def _mtcnn_eyes(found: dict) -> list[float]:
+    """MTCNN's eye landmarks as ``[x1, y1, x2, y2]``, the image-left (the person's right) eye first."""
+    points = found.get("keypoints") or {}
+    right, left = points.get("right_eye"), points.get("left_eye")
+    if right is None or left is None:
+        return []
+    # mtcnn names the eyes as seen in the image: "left_eye" is the one on the image's left
+    return [float(left[0]), float(left[1]), float(right[0]), float(right[1])]
 
 
 class HaarDetector:

@@ -1,5 +1,5 @@
 """One uploaded file -> faces and model tensors, with the batch job's own functions: ``decode_image``,
-the detectors and ``face_to_tensor``. Nothing here knows about HTTP beyond ``UploadError``'s status."""
+the detectors and ``faces_to_tensors``. Nothing here knows about HTTP beyond ``UploadError``'s status."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ..exceptions import EmotionBatchError, ImageError, UploadError
 from ..faces import Detector, Face
 from ..imaging import decode_image
 from ..labels import EMOTIONS
-from ..preprocess import face_to_tensor
+from ..preprocess import faces_to_tensors
 from .settings import MIB, ServeSettings
 
 #: Image types accepted, recognised by their first bytes (the file name and the client's type are ignored).
@@ -72,7 +72,7 @@ def analyse_upload(data: bytes, *, filename: str, detector: Detector, size: int,
         filename: the (already safe) file name, for messages.
         detector: a built face detector, used by this thread alone for the call (detectors are not thread-safe).
         size, channels: the classifier's input.
-        settings: the upload limits and the crop margin.
+        settings: the upload limits and the eye levelling.
 
     Raises:
         UploadError: 413 ``too_large``, 415 ``unsupported_media_type``, 422 ``unreadable_image`` or
@@ -95,11 +95,8 @@ def analyse_upload(data: bytes, *, filename: str, detector: Detector, size: int,
     except ImageError as exc:
         raise UploadError(str(exc), code=f"{exc.status}_image", http_status=422) from exc
     found = detector.detect(decoded.rgb)
-    whole = detector.name == "none"  # pre-cropped faces: no margin, as in the batch job
-    tensors = np.empty((len(found), size, size, channels), dtype=np.uint8)
-    for i, face in enumerate(found):
-        tensors[i] = face_to_tensor(decoded.rgb, None if whole else face.box, size=size, channels=channels,
-                                    margin=settings.margin)
+    tensors = faces_to_tensors(decoded.rgb, found, detector=detector.name, size=size, channels=channels,
+                               level=settings.level_eyes)
     return Analysed(filename=filename, media_type=media_type, sha256=hashlib.sha256(data).hexdigest(),
                     size_bytes=len(data), width=decoded.width, height=decoded.height,
                     faces=[face.scaled(decoded.scale) for face in found], tensors=tensors)

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from ..exceptions import ConfigError
 from ..imaging import DEFAULT_WORK_SIDE
-from ..preprocess import DEFAULT_MARGIN
 
 MIB = 1024 * 1024
 
@@ -21,7 +20,7 @@ class ServeSettings:
         max_files: most images in one ``/v1/predict/batch`` request.
         max_pixels: images with more pixels are refused before their pixels are decoded (decompression bombs).
         work_side: long side of the working copy faces are searched in (boxes come back in original pixels).
-        margin: context around each face box, as in the batch job.
+        level_eyes: turn each face crop so that its eyes are level, as in the batch job.
         batching: put concurrent requests' faces into one model call (``False``: one model call per request).
         batch_wait_ms: how long the first request of a batch waits for others.
         max_batch: most faces in one model call.
@@ -34,7 +33,7 @@ class ServeSettings:
     max_files: int = 16
     max_pixels: int = 50_000_000
     work_side: int = DEFAULT_WORK_SIDE
-    margin: float = DEFAULT_MARGIN
+    level_eyes: bool = True
     batching: bool = True
     batch_wait_ms: float = 5.0
     max_batch: int = 256
