@@ -17,7 +17,6 @@ from . import __version__
 from .exceptions import EmotionBatchError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-DETECTOR_CHOICES = ("blazeface", "blazeface-short", "mtcnn", "haar", "none")
 
 
 def _quiet_tensorflow(verbose: int = 0, *, model: str | None = None, backend: str | None = None) -> None:
@@ -95,12 +94,15 @@ def backend_option(f):
 def detector_options(f):
     f = click.option("--min-face-size", "min_face", type=click.FloatRange(min=1), metavar="PX",
                      help="Smallest face side to report, in pixels of the searched image (photos are searched at "
-                          "most 1920 px on their long side); larger is faster with blazeface and haar  "
+                          "most 1920 px on their long side); larger is faster with the blazeface detectors and haar  "
                           "[default: the detector's own, 16; haar 24]")(f)
     f = click.option("--min-score", type=click.FloatRange(0, 1, min_open=True, max_open=True),
                      help="Detection threshold  [default: the detector's own]")(f)
-    return click.option("--detector", type=click.Choice(DETECTOR_CHOICES), default="blazeface", show_default=True,
-                        help="Face detector; 'none' treats every image as one face crop.")(f)
+    from .faces import DETECTORS  # numpy only: --help stays light
+
+    return click.option("--detector", type=click.Choice(DETECTORS), default=DETECTORS[0], show_default=True,
+                        help="Face detector: blazeface-dual runs both BlazeFace models (close-ups to crowds); "
+                             "'none' treats every image as one face crop.")(f)
 
 
 def output_options(f):
@@ -422,12 +424,13 @@ def sample(dest, seed) -> None:
 @click.option("--ferplus-weight", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Mix this share of the FER+ votes into the original labels' targets (FER2013 data only).")
 @click.option("--name", "run_name", help="Run folder name (default: <model>_<optimizer>_<colormode>_<batch>_<balance>).")
+@click.option("--init", help="Start from these weights: a bundled model's name or a .keras file of the same architecture.")
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N rows of each split (smoke runs).")
 @click.option("--seed", type=int, default=1337, show_default=True)
 @click.option("--runs", "runs_dir", default="runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("-v", "--verbose", count=True)
 def train(data, arch, labels, optimizer, learning_rate, schedule, batch_size, epochs, patience, balance, no_augment,
-          label_smoothing, precision, ema, ferplus_weight, run_name, limit, seed, runs_dir, verbose) -> None:
+          label_smoothing, precision, ema, ferplus_weight, run_name, init, limit, seed, runs_dir, verbose) -> None:
     """Train (or resume) a run named <model>_<optimizer>_<colormode>_<batch>_<balance> under --runs."""
     _setup_logging(max(verbose, 1), False)
     _quiet_tensorflow(verbose)
@@ -436,7 +439,7 @@ def train(data, arch, labels, optimizer, learning_rate, schedule, batch_size, ep
     config = TrainConfig(data=data, model=arch, labels=labels, optimizer=optimizer, learning_rate=learning_rate,
                          schedule=schedule, batch_size=batch_size, epochs=epochs, patience=patience, balance=balance,
                          augment=not no_augment, label_smoothing=label_smoothing, precision=precision, ema=ema,
-                         ferplus_weight=ferplus_weight, name=run_name, limit=limit, seed=seed)
+                         ferplus_weight=ferplus_weight, name=run_name, init=init, limit=limit, seed=seed)
     try:
         state = train_run(config, runs_dir=runs_dir, verbose=2 if verbose else 0)
     except EmotionBatchError as exc:

@@ -105,6 +105,32 @@ def test_weight_average_and_bfloat16_training(tmp_path):
         TrainConfig(data=str(data), labels="ferplus-soft", ferplus_weight=0.2).validate()
 
 
+def test_a_run_starts_from_a_bundled_files_weights(tmp_path):
+    import keras
+
+    from emotion_batch.training.fit import load_best
+    from emotion_batch.training.layers import with_flip_averaging
+
+    data = _fake_fer(tmp_path)
+    train(TrainConfig(data=str(data), model="tiny_test", epochs=1, batch_size=16, name="first"), runs_dir=tmp_path / "runs", verbose=0)
+    first = load_best(tmp_path / "runs" / "first")
+    bundled = tmp_path / "first.keras"
+    with_flip_averaging(first).save(bundled)  # the bundled files wrap the network in flip averaging
+    # learning rate 0: the new run's weights are the file's, whatever its own seed would have drawn
+    config = TrainConfig(data=str(data), model="tiny_test", epochs=1, batch_size=16, optimizer="sgd", learning_rate=0.0,
+                         schedule="constant", seed=7, augment=False, init=str(bundled), name="second")
+    train(config, runs_dir=tmp_path / "runs", verbose=0)
+    second = keras.models.load_model(tmp_path / "runs" / "second" / "last.keras")
+    moving = [v.path for v in second.weights if "moving" in v.path]  # batch-norm statistics still update
+    for ours, theirs in zip(second.weights, first.weights):
+        if ours.path not in moving:
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs), atol=1e-6)
+    other = tmp_path / "other.keras"
+    keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(), keras.layers.Dense(7, activation="softmax")]).save(other)
+    with pytest.raises(ConfigError, match="not a model of this spec"):
+        train(TrainConfig(data=str(data), model="tiny_test", epochs=1, init=str(other), name="third"), runs_dir=tmp_path / "runs", verbose=0)
+
+
 def test_original_architectures_build_from_their_specs():
     assert {"model_1_concept", "model_2_best", "model_3_best_nodropout", "model_4_best_nodropout_nobatchn", "resx_small"} <= set(spec_names())
     best = build_from_spec(load_spec("model_2_best"))

@@ -56,6 +56,7 @@ class TrainConfig:
     ema: float = 0.0  # momentum of the weights' moving average (0: none); selection then uses the average
     ferplus_weight: float = 0.0  # weight of the FER+ vote shares mixed into the original targets
     name: str | None = None  # run folder name (default: derived from the options)
+    init: str | None = None  # start from these weights: a bundled model's name or a .keras file of the same spec
     limit: int | None = None
     seed: int = 1337
     extra: dict[str, Any] = field(default_factory=dict)
@@ -202,6 +203,27 @@ def make_dataset(faces: FaceSet, *, batch_size: int, training: bool, augment: bo
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def _load_initial_weights(model, init: str) -> None:
+    """Copy the weights of a bundled model (by name) or of a ``.keras`` file into ``model`` (same spec)."""
+    import keras
+
+    from ..classifier import resolve_model
+    from . import layers  # noqa: F401  (registers the bundled files' layers)
+
+    path = Path(init) if Path(init).suffix == ".keras" else resolve_model(init).path
+    if not path.is_file():
+        raise ConfigError(f"init must name a bundled model or an existing .keras file. Received: init={init!r}")
+    source = keras.models.load_model(path, compile=False)
+    inner = [layer for layer in source.layers if isinstance(layer, keras.Model)]
+    if len(inner) == 1:  # a bundled file wraps the trained network (test-time flip averaging)
+        source = inner[0]
+    theirs, ours = source.get_weights(), model.get_weights()
+    if [w.shape for w in theirs] != [w.shape for w in ours]:
+        raise ConfigError(f"init {str(path)!r} is not a model of this spec: its weights have other shapes")
+    model.set_weights(theirs)
+    log.info("starting from the weights of %s", path)
+
+
 def _atomic_json(path: Path, payload: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2) + "\n")
@@ -340,6 +362,8 @@ def train(config: TrainConfig, *, runs_dir: str | Path, verbose: int = 2) -> dic
             model = keras.models.load_model(last)
         else:
             model = build_from_spec(spec)
+            if config.init:
+                _load_initial_weights(model, config.init)
             model.compile(
                 optimizer=_make_optimizer(config, steps),
                 loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
