@@ -39,6 +39,7 @@ CROP_CONTRACTS: dict[str, CropContract] = {
     # medians over 600 faces x 2 backgrounds (scene, plain); FER2013 frames are 1.08-1.19 boxes wide, a
     # little above the box's centre for BlazeFace (its boxes reach lower, to the chin)
     "blazeface": CropContract(1.152, 0.005, -0.043),
+    "blazeface-dual": CropContract(1.152, 0.005, -0.043),  # both models, boxes in the full-range geometry
     "blazeface-short": CropContract(1.189, 0.001, -0.095),
     "mtcnn": CropContract(1.111, 0.007, -0.006),
     "haar": CropContract(1.078, -0.003, 0.006),

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from emotion_batch.faces import build_detector
+from emotion_batch.faces import DETECTORS, build_detector
 from emotion_batch.imaging import decode_image
 from emotion_batch.labels import EMOTIONS
-from emotion_batch.preprocess import face_to_tensor
+from emotion_batch.preprocess import faces_to_tensors
 
 
 def main(model_path: str, image_path: str) -> list[dict]:
@@ -27,10 +27,11 @@ def main(model_path: str, image_path: str) -> list[dict]:
     pixels = interpreter.get_input_details()[0]  # float32 (n, size, size, channels), values 0..255
     _, size, _, channels = pixels["shape"]
     decoded = decode_image(Path(image_path).read_bytes(), name=image_path)
-    faces = build_detector("blazeface").detect(decoded.rgb)
+    detector = build_detector(DETECTORS[0])  # the batch job's default, framed by its crop contract
+    faces = detector.detect(decoded.rgb)
     if not faces:
         return []
-    batch = np.stack([face_to_tensor(decoded.rgb, f.box, size=int(size), channels=int(channels)) for f in faces])
+    batch = faces_to_tensors(decoded.rgb, faces, detector=detector.name, size=int(size), channels=int(channels))
     interpreter.resize_tensor_input(pixels["index"], list(batch.shape))
     interpreter.allocate_tensors()
     interpreter.set_tensor(pixels["index"], batch.astype(np.float32))

@@ -18,17 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
-from emotion_batch.faces import build_detector
+from emotion_batch.faces import DETECTORS, build_detector
 from emotion_batch.imaging import decode_image
 from emotion_batch.labels import EMOTIONS
-from emotion_batch.preprocess import face_to_tensor
+from emotion_batch.preprocess import faces_to_tensors
 
 
 def request_body(image_path: str, *, size: int = 48, channels: int = 1) -> dict:
     """TF Serving's row format: one instance per face, each a ``size x size x channels`` nested list."""
     decoded = decode_image(Path(image_path).read_bytes(), name=image_path)
-    faces = build_detector("blazeface").detect(decoded.rgb)
-    tensors = [face_to_tensor(decoded.rgb, f.box, size=size, channels=channels) for f in faces]
+    detector = build_detector(DETECTORS[0])  # the batch job's default, framed by its crop contract
+    faces = detector.detect(decoded.rgb)
+    tensors = faces_to_tensors(decoded.rgb, faces, detector=detector.name, size=size, channels=channels)
     return {"signature_name": "serving_default",
             "instances": [{"pixels": t.astype(np.float32).tolist()} for t in tensors]}
 

@@ -96,3 +96,33 @@ def test_detectors_give_eyes_whose_line_follows_the_head(name, degrees):
     assert abs(eye_angle(face.eyes) - (eye_angle(upright[0].eyes) - degrees)) < 4.0
     scaled = face.scaled(0.5)
     assert scaled.eyes == tuple(v * 0.5 for v in face.eyes)
+
+
+def _close_up(box: tuple[int, int, int, int], side: int) -> np.ndarray:
+    """A part of the astronaut's portrait as a ``side`` x ``side`` photo: her face filling the frame, as in a
+    webcam close-up or a photo cropped to the face."""
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(skimage.data.astronaut()).crop(box).resize((side, side)))
+
+
+@pytest.mark.parametrize("box", [(170, 60, 280, 185), (180, 80, 270, 175)])  # the second cuts forehead and chin
+@pytest.mark.parametrize("side", [128, 256])
+def test_dual_blazeface_finds_close_ups_the_full_range_model_misses(box, side):
+    photo = _close_up(box, side)
+    assert build_detector("blazeface").detect(photo) == []  # full-range alone: nothing (the filed miss)
+    faces = build_detector("blazeface-dual").detect(photo)
+    assert len(faces) == 1
+    f = faces[0]
+    assert f.w > 0.5 * photo.shape[1] and f.eyes is not None  # the whole face, with its eyes
+
+
+def test_dual_blazeface_keeps_crowds_and_finds_no_face_in_packshots():
+    truth: list = []
+    photo = np.asarray(synthetic_photo(np.random.default_rng(5), 1920, 1080, 12, boxes=truth, background="scene"))
+    dual = build_detector("blazeface-dual")
+    faces = dual.detect(photo)
+    iou = iou_matrix(np.array([t[:4] for t in truth]), np.array([f.box for f in faces]))
+    assert (iou.max(axis=1) >= 0.3).all() and len(faces) == 12  # every face once, nothing else
+    assert dual.detect(np.asarray(no_face_photo(np.random.default_rng(0), 640, 480))) == []
+    assert build_detector("blazeface-dual", min_score=0.8).small_min_score == 0.8  # --min-score reaches both

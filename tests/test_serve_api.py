@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from emotion_batch.faces.base import iou_matrix  # noqa: E402
 from emotion_batch.imaging import decode_image  # noqa: E402
 from emotion_batch.labels import EMOTIONS  # noqa: E402
-from emotion_batch.preprocess import face_to_tensor  # noqa: E402
+from emotion_batch.preprocess import faces_to_tensors  # noqa: E402
 from emotion_batch.sample import jpeg_bytes, synthetic_photo  # noqa: E402
 from emotion_batch.serve import ServeSettings, create_app  # noqa: E402
 
@@ -62,8 +62,8 @@ def test_predict_finds_every_face_and_matches_the_batch_job(client, tiny_classif
     # the same numbers as the batch job's own functions give for this file
     decoded = decode_image(data, name="group.jpg")
     found = blazeface.detect(decoded.rgb)
-    tensors = np.stack([face_to_tensor(decoded.rgb, f.box, size=tiny_classifier.size,
-                                       channels=tiny_classifier.channels) for f in found])
+    tensors = faces_to_tensors(decoded.rgb, found, detector=blazeface.name, size=tiny_classifier.size,
+                               channels=tiny_classifier.channels)
     expected = tiny_classifier.predict(tensors)
     for face, p in zip(faces, expected):
         got = np.array([face["probabilities"][name] for name in EMOTIONS])

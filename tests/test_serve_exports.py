@@ -15,9 +15,10 @@ import pytest
 
 from emotion_batch.imaging import decode_image
 from emotion_batch.labels import EMOTIONS
-from emotion_batch.preprocess import face_to_tensor
+from emotion_batch.faces import DETECTORS, build_detector
+from emotion_batch.preprocess import faces_to_tensors
 
-from .serve_helpers import blazeface, group_photo  # noqa: F401
+from .serve_helpers import group_photo
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,11 +39,13 @@ def photo(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def expected(photo, tiny_classifier, blazeface) -> np.ndarray:
+def expected(photo, tiny_classifier) -> np.ndarray:
+    """What the batch job's default detector and its crop give for the photo: the examples must agree."""
     decoded = decode_image(photo.read_bytes(), name=photo.name)
-    faces = blazeface.detect(decoded.rgb)
+    detector = build_detector(DETECTORS[0])
+    faces = detector.detect(decoded.rgb)
     assert len(faces) == 2
-    return tiny_classifier.predict(np.stack([face_to_tensor(decoded.rgb, f.box, size=48, channels=1) for f in faces]))
+    return tiny_classifier.predict(faces_to_tensors(decoded.rgb, faces, detector=detector.name, size=48, channels=1))
 
 
 def test_tf_serving_request_example_fits_the_savedmodel_signature(tmp_path, photo, expected, tiny_classifier):

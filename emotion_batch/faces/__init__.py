@@ -6,7 +6,7 @@ from ..exceptions import ConfigError
 from .base import Detector, Face
 
 #: Detector names accepted by ``--detector``; the first is the default (see README for the measurements).
-DETECTORS = ("blazeface", "blazeface-short", "mtcnn", "haar", "none")
+DETECTORS = ("blazeface-dual", "blazeface", "blazeface-short", "mtcnn", "haar", "none")
 
 __all__ = ["DETECTORS", "Detector", "Face", "build_detector"]
 
@@ -25,6 +25,10 @@ def build_detector(name: str, *, min_score: float | None = None, min_face: float
         raise ConfigError(f"min_face must be a positive number of pixels. Received: min_face={min_face!r}")
     kwargs = {} if min_score is None else {"min_score": min_score}
     size = {} if min_face is None else {"min_size": float(min_face)}
+    if name == "blazeface-dual":
+        from .blazeface import DualBlazeFaceDetector
+
+        return DualBlazeFaceDetector(**kwargs, **size)
     if name == "blazeface" or name == "blazeface-short":
         from .blazeface import BlazeFaceDetector
 
