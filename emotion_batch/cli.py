@@ -456,7 +456,8 @@ def train(data, arch, labels, optimizer, learning_rate, schedule, batch_size, ep
 @click.option("--command", "command", default="", help="The exact training command, for the model card.")
 @click.option("--default/--no-default", "make_default", default=True, show_default=True)
 @click.option("--flip-tta", is_flag=True, help="Build test-time flip averaging into the bundled model (twice the arithmetic).")
-def bundle(run_dir, data, name, models_dir, command, make_default, flip_tta) -> None:
+@click.option("--calibrate", is_flag=True, help="Fit a temperature on PublicTest and build it into the bundled model.")
+def bundle(run_dir, data, name, models_dir, command, make_default, flip_tta, calibrate) -> None:
     """Evaluate a finished run and put its best model, card and hash into the models folder."""
     _setup_logging(1, False)
     _quiet_tensorflow()
@@ -464,11 +465,11 @@ def bundle(run_dir, data, name, models_dir, command, make_default, flip_tta) -> 
 
     try:
         metrics = bundle_run(run_dir, data=data, models_dir=models_dir, name=name, command=command,
-                             make_default=make_default, flip_tta=flip_tta)
+                             make_default=make_default, flip_tta=flip_tta, calibrate=calibrate)
     except EmotionBatchError as exc:
         raise _fail(exc) from exc
     click.echo(f"emotion-batch: bundled {name}: PrivateTest accuracy {metrics['accuracy']:.4f}, "
-               f"macro-F1 {metrics['macro_f1']:.4f}")
+               f"macro-F1 {metrics['macro_f1']:.4f}, ECE {metrics['calibration']['ece']:.4f}")
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)

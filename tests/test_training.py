@@ -267,3 +267,7 @@ def test_evaluate_command_reports_the_metrics_it_computes(tmp_path, tiny_model_f
     assert f"accuracy {expected['accuracy']:.4f}" in result.output
     assert (out / "evaluation.pdf").read_bytes().startswith(b"%PDF")
     assert "Confusion matrix" in (out / "evaluation.html").read_text()
+    # calibration: the ECE of the same probabilities, and the reliability diagram beside the ROC curves
+    assert written["calibration"]["ece"] == pytest.approx(expected["calibration"]["ece"])
+    assert written["calibration"]["count"] == expected["calibration"]["count"]
+    assert "Reliability diagram" in (out / "evaluation.html").read_text()

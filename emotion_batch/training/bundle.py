@@ -23,9 +23,10 @@ def save_for_inference(model, path: str | Path) -> str:
 
 def write_card(path: Path, *, name: str, model, run_dir: Path, metrics: dict[str, Any], valid_metrics: dict[str, Any],
                file_name: str, sha256: str, command: str, extra: dict[str, Any],
-               litert: dict[str, Any] | None = None) -> None:
+               litert: dict[str, Any] | None = None, calibration: dict[str, Any] | None = None) -> None:
     """Write the model card (markdown) from a run's files and its evaluation (and that of its quantized
-    LiteRT file, ``litert``: file, sha256, size_mb, metrics)."""
+    LiteRT file, ``litert``: file, sha256, size_mb, metrics; and the temperature built into the file with the
+    PrivateTest metrics before it, ``calibration``: temperature, before)."""
     config = json.loads((run_dir / "config.json").read_text())
     state = json.loads((run_dir / "state.json").read_text())
     history = json.loads((run_dir / "history.json").read_text())
@@ -84,6 +85,7 @@ Confusion matrix (rows: true class, columns: predicted, in the order {', '.join(
 |---|{'---|' * len(EMOTIONS)}
 {cm_rows}
 
+{calibration_text(metrics, calibration)}
 {litert_text}
 ## Training history
 
@@ -104,10 +106,49 @@ what a face looks like, not what the person feels.
 """)
 
 
+def calibration_text(metrics: dict[str, Any], calibration: dict[str, Any] | None) -> str:
+    """The card's calibration section: ECE and log-likelihood (before and after the temperature, when one is
+    built in) and the reliability table of PrivateTest, bin by bin."""
+    after = metrics["calibration"]
+    bins = after["bins"]
+    if calibration:
+        before = calibration["before"]
+        head = f"""Temperature scaling: the file divides the log-probabilities by **T = {calibration['temperature']:.4f}**, fitted
+on PublicTest to minimise their negative log-likelihood (it never changes the most probable class).
+
+| PrivateTest | before | after |
+|---|---|---|
+| expected calibration error ({bins} bins, top class) | {before['calibration']['ece']:.4f} | **{after['ece']:.4f}** |
+| maximum calibration error | {before['calibration']['mce']:.4f} | {after['mce']:.4f} |
+| negative log-likelihood | {before['nll']:.4f} | {metrics['nll']:.4f} |
+"""
+    else:
+        head = f"""No temperature is built in. PrivateTest expected calibration error ({bins} bins, top class):
+**{after['ece']:.4f}**; maximum calibration error {after['mce']:.4f}; negative log-likelihood {metrics['nll']:.4f}.
+"""
+    rows = "\n".join(
+        f"| {lo:.3f}-{hi:.3f} | {n} | {'' if c is None else f'{c:.3f}'} | {'' if a is None else f'{a:.3f}'} |"
+        for lo, hi, n, c, a in zip(after["edges"][:-1], after["edges"][1:], after["count"], after["confidence"],
+                                   after["accuracy"]) if n
+    )
+    return f"""
+## Calibration
+
+{head}
+Reliability on PrivateTest (faces grouped by the probability of their most probable class; a calibrated
+model's accuracy in each row equals its mean confidence):
+
+| confidence bin | faces | mean confidence | accuracy |
+|---|---|---|---|
+{rows}
+"""
+
+
 def _reliability(metrics: dict[str, Any]) -> dict[str, Any]:
     """The test metrics a manifest entry records (the reports' methodology appendix reads them)."""
     return {
         "test_accuracy": round(metrics["accuracy"], 4), "test_macro_f1": round(metrics["macro_f1"], 4),
+        **({"test_ece": round(metrics["calibration"]["ece"], 4)} if "calibration" in metrics else {}),
         "per_class": {c: {k: round(v, 4) for k, v in m.items() if k in ("precision", "recall", "f1")}
                       for c, m in metrics["per_class"].items()},
     }
@@ -115,13 +156,15 @@ def _reliability(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def update_manifest(models_dir: Path, *, name: str, file_name: str, sha256: str, size: int, channels: int,
                     card: str, metrics: dict[str, Any], make_default: bool,
-                    litert: dict[str, Any] | None = None) -> None:
+                    litert: dict[str, Any] | None = None, temperature: float | None = None) -> None:
     path = models_dir / MANIFEST
     manifest = json.loads(path.read_text()) if path.is_file() else {"default": name, "models": {}}
     manifest["models"][name] = {
         "file": file_name, "sha256": sha256, "input": {"size": size, "channels": channels}, "card": card,
         "classes": list(EMOTIONS), **_reliability(metrics),
     }
+    if temperature is not None:
+        manifest["models"][name]["temperature"] = round(float(temperature), 4)
     if litert:
         manifest["models"][name]["litert"] = {"file": litert["file"], "sha256": litert["sha256"],
                                               "quantization": "dynamic-range int8", **_reliability(litert["metrics"])}

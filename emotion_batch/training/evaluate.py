@@ -59,7 +59,7 @@ MAX_QUANT_LOSS = 0.005
 
 def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path, name: str, command: str,
                make_default: bool = True, max_quant_loss: float = MAX_QUANT_LOSS,
-               flip_tta: bool = False) -> dict[str, Any]:
+               flip_tta: bool = False, calibrate: bool = False) -> dict[str, Any]:
     """Evaluate a run's best weights on PublicTest and PrivateTest and put the model into ``models_dir``.
 
     Beside the ``.keras`` file it writes the dynamic-range quantized ``<name>.quant.tflite`` that the job
@@ -67,6 +67,8 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
     out (the job then runs the Keras file everywhere) when it loses more than ``max_quant_loss`` accuracy.
     ``flip_tta`` bundles the model with test-time flip averaging built in (``layers.with_flip_averaging``):
     every face is classified as the mean of it and its mirror image, at twice the arithmetic.
+    ``calibrate`` fits a temperature on PublicTest (``calibration.fit_temperature``) and builds it into the
+    bundled file (``layers.with_temperature``): the file's probabilities are then calibrated everywhere it runs.
 
     Returns:
         The PrivateTest metrics (without ROC arrays).
@@ -88,6 +90,15 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
     size, channels = int(model.input_shape[1]), int(model.input_shape[3])
     valid = load_fer2013(data, split="valid", size=size, channels=channels)
     test = load_fer2013(data, split="test", size=size, channels=channels)
+    uncalibrated = None
+    if calibrate:
+        from .calibration import fit_temperature
+        from .layers import with_temperature
+
+        temperature = fit_temperature(valid.y, predict(model, valid.x))
+        uncalibrated = jsonable(evaluate(model, test))
+        model = with_temperature(model, temperature)
+        log.info("temperature %.4f (fitted on PublicTest)", temperature)
     valid_metrics = evaluate(model, valid)
     test_metrics = evaluate(model, test)
     file_name = f"{name}.keras"
@@ -106,6 +117,7 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
     card = f"{name}.md"
     write_card(models / card, name=name, model=model, run_dir=run, metrics=test_metrics, valid_metrics=valid_metrics,
                file_name=file_name, sha256=sha, command=command, litert=litert,
+               calibration=None if uncalibrated is None else {"temperature": temperature, "before": uncalibrated},
                extra=({"test-time augmentation": "flip averaging built in (the mean of each face and its mirror image)",
                        "PrivateTest accuracy of the network alone, one pass":
                        f"{evaluate(single, test)['accuracy']:.4f}"} if flip_tta else
@@ -113,6 +125,7 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
                        f"{evaluate(model, test, flip_tta=True)['accuracy']:.4f}"}))
     (models / f"{name}.metrics.json").write_text(json.dumps(jsonable(test_metrics), indent=2) + "\n")
     update_manifest(models, name=name, file_name=file_name, sha256=sha, size=size, channels=channels, card=card,
-                    metrics=test_metrics, make_default=make_default, litert=litert)
+                    metrics=test_metrics, make_default=make_default, litert=litert,
+                    temperature=temperature if calibrate else None)
     log.info("bundled %s: PrivateTest accuracy %.4f", name, test_metrics["accuracy"])
     return jsonable(test_metrics)

@@ -215,8 +215,9 @@ def _load_initial_weights(model, init: str) -> None:
         raise ConfigError(f"init must name a bundled model or an existing .keras file. Received: init={init!r}")
     source = keras.models.load_model(path, compile=False)
     inner = [layer for layer in source.layers if isinstance(layer, keras.Model)]
-    if len(inner) == 1:  # a bundled file wraps the trained network (test-time flip averaging)
+    while len(inner) == 1:  # a bundled file wraps the trained network (flip averaging, then calibration)
         source = inner[0]
+        inner = [layer for layer in source.layers if isinstance(layer, keras.Model)]
     theirs, ours = source.get_weights(), model.get_weights()
     if [w.shape for w in theirs] != [w.shape for w in ours]:
         raise ConfigError(f"init {str(path)!r} is not a model of this spec: its weights have other shapes")

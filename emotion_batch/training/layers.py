@@ -33,3 +33,33 @@ def with_flip_averaging(model: keras.Model) -> keras.Model:
     mirrored = HorizontalFlip(name="tta_flip")(inputs)
     outputs = keras.layers.Average(name="tta_average")([model(inputs), model(mirrored)])
     return keras.Model(inputs, outputs, name=f"{model.name}_flipavg")
+
+
+@keras.saving.register_keras_serializable(package="emotion_batch")
+class TemperatureScaling(keras.layers.Layer):
+    """Probabilities in, calibrated probabilities out: ``softmax(log(p) / temperature)`` (see
+    ``training.calibration``). The most probable class never changes."""
+
+    def __init__(self, temperature: float = 1.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive. Received: temperature={temperature!r}")
+        self.temperature = float(temperature)
+
+    def call(self, inputs):
+        logits = keras.ops.log(keras.ops.maximum(keras.ops.cast(inputs, "float32"), 1e-12)) / self.temperature
+        return keras.ops.softmax(logits, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature}
+
+
+def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
+    """``model`` followed by ``TemperatureScaling(temperature)``: one file whose probabilities are calibrated,
+    for the job, the API and every export alike. Named ``<model>_t``."""
+    inputs = keras.Input(shape=model.input_shape[1:], name="pixels")
+    outputs = TemperatureScaling(temperature, name="calibration", dtype="float32")(model(inputs))
+    return keras.Model(inputs, outputs, name=f"{model.name}_t")

@@ -1,5 +1,5 @@
 """Classification metrics in plain numpy: accuracy, per-class precision/recall/F1, confusion matrix,
-one-vs-rest ROC curves with AUC (micro and macro)."""
+one-vs-rest ROC curves with AUC (micro and macro), and calibration (reliability bins, ECE, log-likelihood)."""
 
 from __future__ import annotations
 
@@ -71,5 +71,43 @@ def classification_report(y_true: np.ndarray, probs: np.ndarray) -> dict:
         },
         "confusion_matrix": cm.tolist(),
         "labels": names,
+        "nll": negative_log_likelihood(y_true, probs),
+        "calibration": reliability_bins(y_true, probs),
         "roc": {"micro": (micro_fpr, micro_tpr), "macro": (grid, macro_tpr), **curves},
     }
+
+
+def reliability_bins(y_true: np.ndarray, probs: np.ndarray, bins: int = 15) -> dict:
+    """Top-label calibration: faces grouped by the probability of their most probable class into ``bins``
+    equal-width bins over [0, 1]; per bin the mean confidence, the accuracy and the count, and the expected
+    calibration error (ECE: the count-weighted mean of ``|accuracy - confidence|``) and the maximum gap (MCE).
+    """
+    y_true = np.asarray(y_true)
+    probs = np.asarray(probs, dtype=np.float64)
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == y_true).astype(np.float64)
+    # bin i holds confidences in (i/bins, (i+1)/bins]; a confidence of exactly 0 goes to the first bin
+    which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    count = np.bincount(which, minlength=bins)
+    conf_sum = np.bincount(which, weights=confidence, minlength=bins)
+    acc_sum = np.bincount(which, weights=correct, minlength=bins)
+    filled = count > 0
+    mean_conf = np.divide(conf_sum, count, out=np.full(bins, np.nan), where=filled)
+    accuracy = np.divide(acc_sum, count, out=np.full(bins, np.nan), where=filled)
+    gaps = np.abs(accuracy - mean_conf)
+    n = max(1, y_true.size)
+    return {
+        "bins": bins,
+        "ece": float(np.nansum(gaps * count) / n),
+        "mce": float(np.nanmax(gaps)) if filled.any() else float("nan"),
+        "edges": np.linspace(0.0, 1.0, bins + 1).round(6).tolist(),
+        "confidence": [None if not f else float(v) for v, f in zip(mean_conf, filled)],
+        "accuracy": [None if not f else float(v) for v, f in zip(accuracy, filled)],
+        "count": count.astype(int).tolist(),
+    }
+
+
+def negative_log_likelihood(y_true: np.ndarray, probs: np.ndarray) -> float:
+    """Mean of ``-log p(true class)`` (probabilities floored at 1e-12)."""
+    p = np.asarray(probs, dtype=np.float64)[np.arange(len(y_true)), np.asarray(y_true)]
+    return float(-np.log(np.maximum(p, 1e-12)).mean())

@@ -1,4 +1,5 @@
-"""The evaluation report: metrics, per-class table, confusion matrix and ROC curves, as HTML and PDF."""
+"""The evaluation report: metrics, per-class table, confusion matrix, ROC curves and the reliability diagram,
+as HTML and PDF."""
 
 from __future__ import annotations
 
@@ -67,6 +68,39 @@ def roc_svg(report: dict[str, Any]) -> str:
         return figure_to_inline_svg(figure, "ROC curves, one class against the rest")
 
 
+def reliability_svg(report: dict[str, Any]) -> str:
+    """Reliability diagram: accuracy against mean confidence per confidence bin (bars), the diagonal a
+    calibrated model follows, and the share of faces in each bin, as inline SVG."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cal = report["calibration"]
+    edges = np.asarray(cal["edges"])
+    filled = [i for i, n in enumerate(cal["count"]) if n]
+    width = float(edges[1] - edges[0])
+    with matplotlib.rc_context(_RC):
+        figure = Figure(figsize=(5.2, 4.0))
+        FigureCanvasAgg(figure)
+        ax = figure.add_subplot()
+        ax.bar([edges[i] for i in filled], [cal["accuracy"][i] for i in filled], width=width, align="edge",
+               color="#3e7cb1", edgecolor="white", linewidth=0.5, label="accuracy in the bin")
+        ax.plot([cal["confidence"][i] for i in filled], [cal["confidence"][i] for i in filled], "o", color="#e4572e",
+                markersize=3, label="mean confidence in the bin")
+        ax.plot([0, 1], [0, 1], color="#9aa5b1", linewidth=0.8, label="calibrated")
+        share = np.asarray(cal["count"], dtype=float) / max(1, sum(cal["count"]))
+        ax.bar(edges[:-1], share, width=width, align="edge", bottom=0, color="#9aa5b1", alpha=0.35,
+               label="share of faces")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("Probability of the most probable class")
+        ax.set_ylabel("Accuracy")
+        ax.set_title(f"ECE {cal['ece']:.3f} ({cal['bins']} bins)", fontsize=8.5)
+        ax.legend(fontsize=6.5, loc="upper left", frameon=False)
+        figure.tight_layout(pad=0.4)
+        return figure_to_inline_svg(figure, "Reliability diagram")
+
+
 def write_evaluation_report(report: dict[str, Any], out_dir: str | Path, *, model_id: str, data: str,
                             templates_dir: str | Path | None = None) -> list[Path]:
     """Write ``evaluation.json``, ``evaluation.html`` and ``evaluation.pdf`` into ``out_dir``."""
@@ -79,7 +113,7 @@ def write_evaluation_report(report: dict[str, Any], out_dir: str | Path, *, mode
     html = env.get_template("evaluation.html").render(
         report=plain, model_id=model_id, data=data, labels={n: EMOTION_LABELS.get(n, n) for n in report["labels"]},
         generated_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        confusion_svg=confusion_svg(report), roc_svg=roc_svg(report),
+        confusion_svg=confusion_svg(report), roc_svg=roc_svg(report), reliability_svg=reliability_svg(report),
     )
     html_path = out / "evaluation.html"
     html_path.write_text(html, encoding="utf-8")

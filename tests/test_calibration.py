@@ -1,0 +1,106 @@
+"""Calibration: the reliability bins and ECE on cases with a known answer, the temperature fit recovering a
+known temperature, the layer that builds it into a bundled file, and the bundle that fits it on PublicTest."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from emotion_batch.training.calibration import apply_temperature, fit_temperature
+from emotion_batch.training.metrics import classification_report, reliability_bins
+
+from .test_training import _fake_fer
+
+
+def _constant_confidence(n: int, confidence: float, correct: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` faces whose top class has probability ``confidence``; the first ``correct`` of them are right."""
+    probs = np.full((n, 7), (1 - confidence) / 6)
+    probs[:, 3] = confidence
+    y = np.where(np.arange(n) < correct, 3, 5)
+    return y, probs
+
+
+def test_ece_where_the_answer_is_known():
+    y, p = _constant_confidence(100, 0.8, 80)  # 80 % right at 80 % confidence: calibrated
+    assert reliability_bins(y, p)["ece"] == pytest.approx(0.0, abs=1e-12)
+    y, p = _constant_confidence(100, 0.8, 60)  # 60 % right at 80 %: over-confident by 0.2
+    cal = reliability_bins(y, p, bins=15)
+    assert cal["ece"] == pytest.approx(0.2) and cal["mce"] == pytest.approx(0.2)
+    assert cal["count"][11] == 100 and sum(cal["count"]) == 100  # 0.8 lies in (0.733, 0.8]
+    assert cal["accuracy"][11] == pytest.approx(0.6) and cal["confidence"][11] == pytest.approx(0.8)
+    # two groups: 50 faces at 0.9 all right (gap 0.1), 50 at 0.5 none right (gap 0.5): ECE 0.3, MCE 0.5
+    y1, p1 = _constant_confidence(50, 0.9, 50)
+    y2, p2 = _constant_confidence(50, 0.5, 0)
+    cal = reliability_bins(np.concatenate([y1, y2]), np.concatenate([p1, p2]))
+    assert cal["ece"] == pytest.approx(0.3) and cal["mce"] == pytest.approx(0.5)
+    report = classification_report(np.concatenate([y1, y2]), np.concatenate([p1, p2]))
+    assert report["calibration"]["ece"] == pytest.approx(0.3)
+    assert report["nll"] == pytest.approx(-(50 * np.log(0.9) + 50 * np.log(0.5 / 6)) / 100)  # the wrong ones give the truth (1 - 0.5) / 6
+
+
+@pytest.mark.parametrize("true_t", [0.5, 2.0])
+def test_the_temperature_fit_recovers_a_known_temperature(true_t):
+    # labels drawn from softmax(z / T): a model reporting softmax(z) is miscalibrated by exactly T
+    rng = np.random.default_rng(3)
+    z = rng.normal(0.0, 2.5, size=(20_000, 7))
+    truth = apply_temperature(np.exp(z) / np.exp(z).sum(axis=1, keepdims=True), true_t)
+    y = np.array([rng.choice(7, p=row) for row in truth])
+    model = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    t = fit_temperature(y, model)
+    assert t == pytest.approx(true_t, rel=0.05)
+    calibrated = apply_temperature(model, t)
+    assert reliability_bins(y, calibrated)["ece"] < 0.02 < reliability_bins(y, model)["ece"]
+    assert (calibrated.argmax(axis=1) == model.argmax(axis=1)).all()  # the top class never changes
+
+
+def test_the_temperature_layer_matches_numpy_and_survives_saving(tmp_path, tiny_model_file):
+    import keras
+
+    from emotion_batch.training.layers import with_flip_averaging, with_temperature
+
+    net = keras.models.load_model(tiny_model_file, compile=False)
+    model = with_temperature(with_flip_averaging(net), 1.7)
+    path = tmp_path / "calibrated.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, compile=False)
+    x = np.random.default_rng(0).integers(0, 256, size=(5, 48, 48, 1)).astype("float32")
+    raw = with_flip_averaging(net).predict(x, verbose=0)
+    got = loaded.predict(x, verbose=0)
+    np.testing.assert_allclose(got, apply_temperature(raw, 1.7), atol=1e-5)
+    assert (got.argmax(axis=1) == raw.argmax(axis=1)).all()
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        with_temperature(net, 0.0)
+
+
+def test_bundle_calibrate_fits_on_publictest_and_builds_the_temperature_in(tmp_path):
+    from emotion_batch.classifier import load_classifier
+    from emotion_batch.training.data import load_fer2013
+    from emotion_batch.training.evaluate import bundle_run, predict
+    from emotion_batch.training.fit import TrainConfig, load_best, train
+
+    data = _fake_fer(tmp_path, n_per_split=28)
+    state = train(TrainConfig(data=str(data), model="tiny_test", epochs=1, batch_size=32, augment=False),
+                  runs_dir=tmp_path / "runs", verbose=0)
+    models = tmp_path / "models"
+    metrics = bundle_run(state["run_dir"], data=data, models_dir=models, name="tiny_v2", command="cmd",
+                         flip_tta=True, calibrate=True)
+    entry = json.loads((models / "manifest.json").read_text())["models"]["tiny_v2"]
+    # the temperature is the one PublicTest gives for the flip-averaged network
+    from emotion_batch.training.layers import with_flip_averaging
+
+    valid = load_fer2013(data, split="valid")
+    expected_t = fit_temperature(valid.y, predict(with_flip_averaging(load_best(state["run_dir"])), valid.x))
+    assert entry["temperature"] == pytest.approx(expected_t, abs=1e-4)
+    assert entry["test_ece"] == round(metrics["calibration"]["ece"], 4)
+    card = (models / "tiny_v2.md").read_text()
+    assert "## Calibration" in card and f"T = {entry['temperature']:.4f}" in card and "| confidence bin |" in card
+    # the bundled file (and its LiteRT twin) give the calibrated probabilities
+    test = load_fer2013(data, split="test")
+    raw = predict(with_flip_averaging(load_best(state["run_dir"])), test.x)
+    keras_clf = load_classifier(str(models / entry["file"]), backend="keras")
+    np.testing.assert_allclose(keras_clf.predict(test.x), apply_temperature(raw, entry["temperature"]), atol=2e-4)
+    if "litert" in entry:
+        lite = load_classifier(str(models / entry["litert"]["file"]))
+        np.testing.assert_allclose(lite.predict(test.x), keras_clf.predict(test.x), atol=0.02)
