@@ -1,9 +1,16 @@
-"""Recall, false positives and speed of each face detector on generated photos with known face boxes.
+"""Recall, false positives and speed of each face detector, by face size: generated photos with known face
+boxes, crowds of small faces, and real close-ups.
 
-Photos are made from scikit-image's public-domain portraits (frontal astronaut; the cameraman in
-profile as the hard case) pasted at known places; a detection matches a true face when IoU >= 0.3.
+Generated photos are made from scikit-image's public-domain portraits (frontal astronaut; the cameraman in
+profile as the hard case) pasted at known places; a detection matches a true face when IoU >= 0.3. The crowd
+settings paste 30 and 150 faces and also print recall per true face size (sqrt(w*h) of the face box:
+16-40, 40-80, 80+ px). The close-up setting reads the real-photo dev set
+(``../shared/datasets/lfw-expressions-dev``: one face filling most of each photo, no boxes): its face counts as
+found when a box at least a quarter of the photo's shorter side has its centre in the middle half of the photo;
+every other box is a false positive.
 
     python benchmarks/detectors.py                # 40 photos per setting, every detector
+    python benchmarks/detectors.py --detectors blazeface-dual,blazeface --photos 20
 """
 
 from __future__ import annotations
@@ -17,9 +24,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import machine_line  # noqa: E402
+
 from emotion_batch.faces import build_detector  # noqa: E402
 from emotion_batch.faces.base import iou_matrix  # noqa: E402
 from emotion_batch.sample import synthetic_photo  # noqa: E402
+
+DEV = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "lfw-expressions-dev"
 
 SETTINGS = [  # (label, width, height, faces, profile share)
     ("640x480, 1 face", 640, 480, 1, 0.0),
@@ -27,18 +40,27 @@ SETTINGS = [  # (label, width, height, faces, profile share)
     ("1920x1080, 5 faces", 1920, 1080, 5, 0.0),
     ("1920x1080, 12 small faces", 1920, 1080, 12, 0.0),
     ("1280x720, 3 faces, 30% profile", 1280, 720, 3, 0.3),
+    ("1280x720, crowd of 30", 1280, 720, 30, 0.0),
+    ("1920x1080, crowd of 150", 1920, 1080, 150, 0.0),
 ]
+SIZES = ((16, 40), (40, 80), (80, 10_000))  # true face side buckets (px) for the crowd rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=40)
-    parser.add_argument("--detectors", default="blazeface,blazeface-short,mtcnn,haar")
+    parser.add_argument("--detectors", default="blazeface-dual,blazeface,blazeface-short,mtcnn,haar")
+    parser.add_argument("--dev", type=Path, default=DEV, help="the close-up dev set (skipped when missing)")
+    parser.add_argument("--dev-photos", type=int, default=0, help="close-ups to use (0: all)")
     parser.add_argument("--background", choices=["scene", "gradient"], default="scene",
                         help="behind the faces: a real photo without faces (as cluttered as an ad photo) or a smooth gradient")
     args = parser.parse_args()
     detectors = {name: build_detector(name) for name in args.detectors.split(",")}
+    print(f"# {machine_line()}; {args.photos} generated photos per setting, background {args.background}; "
+          "one process, detectors run one after another on the same photos")
     print(f"{'setting':<34}{'detector':<17}{'recall':>8}{'false pos':>10}{'ms/photo':>10}")
+    if args.dev.is_dir():
+        close_ups(args.dev, detectors, args.dev_photos)
     for label, w, h, n, profile in SETTINGS:
         rng = np.random.default_rng(0)
         photos = []
@@ -47,18 +69,55 @@ def main() -> None:
             photos.append((np.asarray(synthetic_photo(rng, w, h, n, profile_share=profile, boxes=truth, background=args.background)), truth))
         for name, det in detectors.items():
             det.detect(photos[0][0])  # warm-up
-            found = total = false_pos = 0
+            false_pos = 0
             started = time.perf_counter()
             results = [det.detect(img) for img, _ in photos]
             ms = (time.perf_counter() - started) * 1000 / len(photos)
+            sides, hits = [], []
             for (img, truth), faces in zip(photos, results):
-                total += len(truth)
+                sides += [float(np.sqrt(t[2] * t[3])) for t in truth]
                 if not faces:
+                    hits += [False] * len(truth)
                     continue
                 iou = iou_matrix(np.array([t[:4] for t in truth]), np.array([f.box for f in faces]))
-                found += int((iou.max(axis=1) >= 0.3).sum())
+                hits += list(iou.max(axis=1) >= 0.3)
                 false_pos += int((iou.max(axis=0) < 0.3).sum())
-            print(f"{label:<34}{name:<17}{found / total:>8.3f}{false_pos:>10}{ms:>10.1f}", flush=True)
+            sides_a, hits_a = np.array(sides), np.array(hits)
+            print(f"{label:<34}{name:<17}{hits_a.mean():>8.3f}{false_pos:>10}{ms:>10.1f}", flush=True)
+            if n >= 30:
+                for lo, hi in SIZES:
+                    inside = (sides_a >= lo) & (sides_a < hi)
+                    if inside.any():
+                        span = f"{lo}-{hi} px" if hi < 10_000 else f"{lo}+ px"
+                        print(f"{'  faces ' + span + f' ({int(inside.sum())})':<34}{name:<17}"
+                              f"{hits_a[inside].mean():>8.3f}{'':>10}{'':>10}", flush=True)
+
+
+def close_ups(root: Path, detectors: dict, limit: int) -> None:
+    """The real close-ups: one face filling most of each photo (see the module's docstring for the rule)."""
+    from emotion_batch.imaging import decode_image
+
+    files = sorted(p for p in root.rglob("*.jpg"))
+    if limit:
+        files = files[:: max(1, len(files) // limit)][:limit]
+    photos = [decode_image(p.read_bytes(), name=str(p)).rgb for p in files]
+    label = f"close-ups, real ({len(photos)} photos)"
+    for name, det in detectors.items():
+        det.detect(photos[0])
+        started = time.perf_counter()
+        results = [det.detect(img) for img in photos]
+        ms = (time.perf_counter() - started) * 1000 / len(photos)
+        found = false_pos = 0
+        for img, faces in zip(photos, results):
+            h, w = img.shape[:2]
+            covering = [
+                np.sqrt(f.w * f.h) >= 0.25 * min(w, h)
+                and w / 4 <= f.x + f.w / 2 <= 3 * w / 4 and h / 4 <= f.y + f.h / 2 <= 3 * h / 4
+                for f in faces
+            ]
+            found += int(any(covering))
+            false_pos += len(faces) - min(1, sum(covering))
+        print(f"{label:<34}{name:<17}{found / len(photos):>8.3f}{false_pos:>10}{ms:>10.1f}", flush=True)
 
 
 if __name__ == "__main__":
