@@ -11,6 +11,8 @@ every other box is a false positive.
 
     python benchmarks/detectors.py                # 40 photos per setting, every detector
     python benchmarks/detectors.py --detectors blazeface-dual,blazeface --photos 20
+
+A detector written ``NAME:PX`` runs with ``--min-face-size PX`` (BlazeFace then searches finer tiles).
 """
 
 from __future__ import annotations
@@ -49,13 +51,16 @@ SIZES = ((16, 40), (40, 80), (80, 10_000))  # true face side buckets (px) for th
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=40)
-    parser.add_argument("--detectors", default="blazeface-dual,blazeface,blazeface-short,mtcnn,haar")
+    parser.add_argument("--detectors", default="blazeface-dual,blazeface-dual:24,blazeface,blazeface-short,mtcnn,haar")
     parser.add_argument("--dev", type=Path, default=DEV, help="the close-up dev set (skipped when missing)")
     parser.add_argument("--dev-photos", type=int, default=0, help="close-ups to use (0: all)")
     parser.add_argument("--background", choices=["scene", "gradient"], default="scene",
                         help="behind the faces: a real photo without faces (as cluttered as an ad photo) or a smooth gradient")
     args = parser.parse_args()
-    detectors = {name: build_detector(name) for name in args.detectors.split(",")}
+    detectors = {}
+    for name in args.detectors.split(","):
+        base, _, px = name.partition(":")
+        detectors[name] = build_detector(base, min_face=float(px) if px else None)
     print(f"# {machine_line()}; {args.photos} generated photos per setting, background {args.background}; "
           "one process, detectors run one after another on the same photos")
     print(f"{'setting':<34}{'detector':<17}{'recall':>8}{'false pos':>10}{'ms/photo':>10}")

@@ -60,6 +60,26 @@ def test_min_face_drops_tiles_that_could_only_find_smaller_faces(blazeface):
     assert iou_matrix(np.array([t[:4] for t in truth]), np.array([f.box for f in faces]))[0, 0] > 0.3
 
 
+def test_a_small_min_face_searches_finer_tiles_and_finds_a_crowd(blazeface):
+    truth: list = []
+    photo = np.asarray(synthetic_photo(np.random.default_rng(1), 1920, 1080, 60, boxes=truth, background="scene"))
+    assert max(np.sqrt(t[2] * t[3]) for t in truth) < 80  # every face under 80 px in a 1920x1080 photo
+    fine = build_detector("blazeface", min_face=24)
+    coarse_sides = {side for _, _, side in blazeface.regions(1920, 1080)}
+    fine_sides = {side for _, _, side in fine.regions(1920, 1080)}
+    assert fine_sides > coarse_sides and min(fine_sides) >= 12 * 24  # one more level, still resolving 24 px
+
+    def recall(faces):
+        iou = iou_matrix(np.array([t[:4] for t in truth]), np.array([f.box for f in faces]))
+        return float((iou.max(axis=1) >= 0.3).mean()), int((iou.max(axis=0) < 0.3).sum())
+
+    assert recall(blazeface.detect(photo))[0] < 0.5  # the default's tiles resolve faces of about 64 px
+    found, false = recall(fine.detect(photo))
+    assert found >= 0.95 and false <= 1
+    dual = build_detector("blazeface-dual", min_face=24)
+    assert dual.full.fine and not dual.short.fine and dual.min_size == 24.0
+
+
 def test_min_face_hides_smaller_faces_and_reaches_every_detector():
     truth: list = []
     photo = np.asarray(synthetic_photo(np.random.default_rng(5), 1920, 1080, 12, boxes=truth))

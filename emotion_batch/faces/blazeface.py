@@ -60,7 +60,10 @@ class BlazeFaceDetector:
         threads: interpreter threads.
     """
 
-    def __init__(self, variant: str = "full", *, min_score: float = 0.5, min_size: float = 16.0,
+    #: The smallest face side reported when no ``min_size`` is given, in pixels.
+    MIN_SIZE = 16.0
+
+    def __init__(self, variant: str = "full", *, min_score: float = 0.5, min_size: float | None = None,
                  tile: int = 384, threads: int = 1) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
@@ -69,7 +72,10 @@ class BlazeFaceDetector:
         if not 0.0 < min_score < 1.0:
             raise ConfigError(f"min_score must lie in (0, 1). Received: min_score={min_score!r}")
         self.name = "blazeface" if variant == "full" else f"blazeface-{variant}"
-        self.min_score, self.min_size, self.tile = min_score, min_size, tile
+        # an explicit min_size also sets how fine the tiles go (see ``regions``); the default keeps one level
+        self.fine = min_size is not None
+        self.min_score, self.tile = min_score, tile
+        self.min_size = float(self.MIN_SIZE if min_size is None else min_size)
         self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
         with quiet_native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
             self._interpreter.allocate_tensors()
@@ -124,24 +130,34 @@ class BlazeFaceDetector:
     def regions(self, width: int, height: int) -> list[tuple[int, int, int]]:
         """``(left, top, side)`` of the whole image and of the overlapping tiles searched in it.
 
-        A tile of side S finds faces down to about S/12; tiles are at least 40% of the long side, so a
-        photo gets at most about six tiles, evenly spread with at least 25% overlap. Tiles are never
-        smaller than 12 x ``min_size``: no tile is searched for faces smaller than those reported, and a
-        photo whose whole view already resolves ``min_size`` faces gets no tile at all.
+        A tile of side S finds faces down to about S/12. By default one level of tiles of at least 40% of
+        the long side: a photo gets at most about six, evenly spread with at least 25% overlap, and finds
+        faces down to about 1/30 of its long side (64 px in a 1920x1080 photo, 21 px at 640x480). With an
+        explicit ``min_size`` the tiles go finer, level by level at half the side, until a level resolves
+        ``min_size`` (12 x ``min_size``, never below the model's input): crowds of small faces, at more
+        invokes a photo. Tiles are never smaller than 12 x ``min_size``, so a large ``min_size`` searches
+        fewer tiles, and a photo whose whole view already resolves ``min_size`` gets none.
         """
         out = [(0, 0, max(width, height))]
-        tile = max(self.tile, int(0.4 * max(width, height)), int(12 * self.min_size)) if self.tile else 0
-        if not tile or max(width, height) <= 1.25 * tile:
+        if not self.tile:
             return out
-        tile = min(tile, width, height)
+        finest = int(12 * self.min_size)
+        tile = max(self.tile, int(0.4 * max(width, height)), finest)
+        sides = [tile]
+        while self.fine and sides[-1] // 2 >= max(finest, self.size):
+            sides.append(sides[-1] // 2)
 
-        def starts(length: int) -> list[int]:
-            if length <= tile:
+        def starts(length: int, side: int) -> list[int]:
+            if length <= side:
                 return [0]
-            n = int(np.ceil((length - tile) / (tile * 0.75))) + 1
-            return [int(round(v)) for v in np.linspace(0, length - tile, n)]
+            n = int(np.ceil((length - side) / (side * 0.75))) + 1
+            return [int(round(v)) for v in np.linspace(0, length - side, n)]
 
-        out += [(left, top, tile) for top in starts(height) for left in starts(width)]
+        for side in sides:
+            if max(width, height) <= 1.25 * side:
+                continue
+            side = min(side, width, height)
+            out += [(left, top, side) for top in starts(height, side) for left in starts(width, side)]
         return out
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
@@ -207,16 +223,17 @@ class DualBlazeFaceDetector:
     SMALL_MIN_SCORE = 0.75
     CLOSE_UP = 0.25
 
-    def __init__(self, *, min_score: float | None = None, min_size: float = 16.0, tile: int = 384,
+    def __init__(self, *, min_score: float | None = None, min_size: float | None = None, tile: int = 384,
                  short_tile: int = 192, small_min_score: float | None = None, threads: int = 1) -> None:
         score = self.MIN_SCORE if min_score is None else min_score
         self.small_min_score = max(score, self.SMALL_MIN_SCORE if small_min_score is None else small_min_score)
         self.full = BlazeFaceDetector("full", min_score=score, min_size=min_size, tile=tile, threads=threads)
         # smaller tiles for the short-range model: it finds faces from about a sixth of what it sees (faces of
         # 60-130 px in 640x480 photos: 70 % found with 384 px tiles, 89 % with 192, benchmarks/scene_parity.py)
-        self.short = BlazeFaceDetector("short", min_score=score, min_size=min_size, tile=short_tile,
-                                       threads=threads)
-        self.min_size = min_size
+        # the short-range model keeps one level of tiles: finer ones (an explicit min_size) are the
+        # full-range model's, which finds small faces with fewer false ones
+        self.short = BlazeFaceDetector("short", min_score=score, tile=short_tile, threads=threads)
+        self.short.min_size = self.min_size = self.full.min_size
 
     def regions(self, width: int, height: int) -> list[tuple[int, int, int]]:
         """The full-range model's regions (the short-range model sees the whole view once more)."""
