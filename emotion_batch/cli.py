@@ -16,6 +16,9 @@ import click
 from . import __version__
 from .exceptions import EmotionBatchError
 
+#: Exit code of a run that finished although worker processes died (``runs.status`` ``workers_died``).
+EXIT_WORKERS_DIED = 3
+
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -184,10 +187,13 @@ def run(root, db, reports, min_faces, paper, examples, report_workers, model, mo
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
+    if summary.worker_deaths:  # even with -q: cron mails it, someone should look (memory, a crashing decoder)
+        click.echo(f"emotion-batch: warning: {summary.worker_deaths} worker processes died during the run; their "
+                   f"images were retried, {len(summary.worker_killers)} recorded as unreadable "
+                   f"(run {summary.run_id}, status workers_died)", err=True)
     if as_json:
         click.echo(json.dumps({**summary.as_dict(), **_reports_json(written)}, indent=2, default=str))
-        return
-    if not quiet:
+    elif not quiet:
         for folder, error in summary.unreadable_folders:
             click.echo(f"warning: cannot read folder {folder}: {error}", err=True)
         click.echo(
@@ -197,6 +203,8 @@ def run(root, db, reports, min_faces, paper, examples, report_workers, model, mo
             f"in {summary.seconds:.1f} s ({summary.images_per_second:.1f} images/s); "
             f"{_reports_line(written, settings.reports)}"
         )
+    if summary.worker_deaths:
+        sys.exit(EXIT_WORKERS_DIED)
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
