@@ -30,7 +30,7 @@ from .faces import DETECTORS, build_detector
 from .imaging import DEFAULT_MAX_PIXELS, DEFAULT_WORK_SIDE, decode_image
 from .preprocess import faces_to_tensors
 from .store.models import Run, utcnow
-from .store.repository import ImageRecord, ad_id_for, known_images, touch_images, write_images
+from .store.repository import ImageRecord, ad_id_for, known_images, mark_interrupted, touch_images, write_images
 from .store.session import init_db, run_lock, safe_url
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,7 @@ class RunSummary:
     hidden_skipped: int = 0
     non_images_skipped: int = 0
     unreadable_folders: list[tuple[str, str]] = field(default_factory=list)
+    runs_marked_interrupted: list[int] = field(default_factory=list)  # earlier runs found killed (status 'running')
     worker_deaths: int = 0  # worker processes that died (killed, or crashed in a decoder) during the run
     worker_killers: list[str] = field(default_factory=list)  # images recorded as failed because their worker died twice
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (path, status, error), first 100
@@ -316,7 +317,7 @@ def run_batch(
     summary = RunSummary(detector=options.detector, model_id=classifier.model_id,
                          device=getattr(classifier, "device", "CPU"))
     started = time.monotonic()
-    with run_lock(engine):
+    with run_lock(engine) as locked:
         init_db(engine)  # under the lock: two first runs on an empty database do not both create it
         with session_factory.begin() as session:
             run = Run(root=str(Path(options.root).resolve()), detector=options.detector, model_id=classifier.model_id,
@@ -324,6 +325,11 @@ def run_batch(
             session.add(run)
             session.flush()
             summary.run_id = run.id
+            if locked:  # no other run can be running: rows still 'running' are runs that were killed
+                summary.runs_marked_interrupted = mark_interrupted(session, noticed_by=run.id)
+        if summary.runs_marked_interrupted:
+            log.warning("runs %s never recorded their end (killed?): marked interrupted",
+                        summary.runs_marked_interrupted)
         runner = executor() if executor is not None else _Executor(options, classifier.size, classifier.channels)
         try:
             _process(session_factory, classifier, options, runner, summary, progress)
