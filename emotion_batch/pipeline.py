@@ -51,6 +51,7 @@ class RunOptions:
     chunk_images: int = 256
     max_pixels: int = DEFAULT_MAX_PIXELS
     work_side: int = DEFAULT_WORK_SIDE
+    follow_symlinks: bool = False  # take image files that symbolic links point to outside ROOT
     level_eyes: bool = True  # turn each face crop so that its eyes are level (detectors that give eyes)
     min_score: float | None = None
     min_face: float | None = None  # smallest face side in pixels of the searched image; None: the detector's own
@@ -91,6 +92,8 @@ class RunSummary:
     faces: int = 0
     hidden_skipped: int = 0
     non_images_skipped: int = 0
+    special_skipped: int = 0  # FIFOs, sockets, devices, dangling links, links to folders
+    links_skipped: int = 0  # links to image files outside ROOT (without ``follow_symlinks``)
     unreadable_folders: list[tuple[str, str]] = field(default_factory=list)
     runs_marked_interrupted: list[int] = field(default_factory=list)  # earlier runs found killed (status 'running')
     worker_deaths: int = 0  # worker processes that died (killed, or crashed in a decoder) during the run
@@ -287,8 +290,8 @@ def _died(task: Task, how: str) -> Outcome:
 # ---- the main side ---------------------------------------------------------------------------------
 
 
-def count_candidates(root: str) -> int:
-    return sum(len(c) for _, _, c in walk_ads(root, WalkStats()))
+def count_candidates(root: str, *, follow_symlinks: bool = False) -> int:
+    return sum(len(c) for _, _, c in walk_ads(root, WalkStats(), follow_symlinks=follow_symlinks))
 
 
 def run_batch(
@@ -370,7 +373,7 @@ def _finish_run(session_factory, summary: RunSummary, status: str, error: str | 
 def _tasks(session_factory, options: RunOptions, summary: RunSummary, stats: WalkStats,
            touched: list, progress) -> Iterator[Task]:
     root = str(Path(options.root).resolve())
-    for campaign, ad, candidates in walk_ads(options.root, stats):
+    for campaign, ad, candidates in walk_ads(options.root, stats, follow_symlinks=options.follow_symlinks):
         summary.images_found += len(candidates)
         if not candidates:
             continue
@@ -433,6 +436,8 @@ def _process(session_factory, classifier, options, executor: Executor, summary: 
     flush()
     summary.hidden_skipped = stats.hidden
     summary.non_images_skipped = stats.not_image
+    summary.special_skipped = stats.special
+    summary.links_skipped = stats.links_outside
     summary.unreadable_folders = list(stats.unreadable_dirs)
     summary.ads_with_new_results = list(new_ads)
 
