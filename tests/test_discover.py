@@ -46,20 +46,48 @@ def _png(path, shade=90):
     return path
 
 
-def _nested(top, depth: int):
-    """``top/d/d/.../d``, ``depth`` folders deep (pathlib's and os.makedirs's own recursion would fail here)."""
-    path = str(top)
-    for _ in range(depth):
-        path = os.path.join(path, "d")
-        os.mkdir(path)
-    return type(top)(path)
+def _remove_deep(top) -> None:
+    """Remove a folder tree of any depth (shutil.rmtree recurses, and pytest's clean-up of old temporary
+    folders would die on this one in a later session)."""
+    stack = [(str(top), False)]
+    while stack:
+        path, emptied = stack.pop()
+        if emptied:
+            os.rmdir(path)
+            continue
+        stack.append((path, True))
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, False))
+                else:
+                    os.unlink(entry.path)
 
 
-def test_very_deep_folders_are_walked_without_recursion(tmp_path):
+@pytest.fixture()
+def nested(tmp_path):
+    """Makes ``top/d/d/.../d``, ``depth`` folders deep (pathlib's and os.makedirs's own recursion would fail
+    here), and removes it after the test."""
+    made = []
+
+    def make(top, depth: int):
+        path = str(top)
+        for _ in range(depth):
+            path = os.path.join(path, "d")
+            os.mkdir(path)
+        made.append(os.path.join(str(top), "d"))
+        return type(top)(path)
+
+    yield make
+    for path in made:
+        _remove_deep(path)
+
+
+def test_very_deep_folders_are_walked_without_recursion(tmp_path, nested):
     """1,100 nested folders below an ad: the recursive walk raised RecursionError and the run processed nothing."""
     ad = tmp_path / "root" / "c" / "a"
     _png(ad / "top.png")
-    deep = _nested(ad, 1100)
+    deep = nested(ad, 1100)
     _png(deep / "bottom.png")
     _png(tmp_path / "root" / "c" / "b" / "other.png")
     found = sorted(c.path for _, _, cands in walk_ads(tmp_path / "root") for c in cands)
@@ -85,7 +113,7 @@ def test_special_files_are_counted_and_links_out_of_root_not_followed(tmp_path):
     assert (stats.special, stats.links_outside) == (3, 0)
 
 
-def test_run_summary_counts_what_was_skipped(tmp_path, tiny_model_file):
+def test_run_summary_counts_what_was_skipped(tmp_path, tiny_model_file, nested):
     import json
 
     from click.testing import CliRunner
@@ -98,7 +126,7 @@ def test_run_summary_counts_what_was_skipped(tmp_path, tiny_model_file):
     os.mkfifo(ad / "pipe.jpg")
     os.symlink(ad / "gone.png", ad / "dangling.png")
     os.symlink(_png(tmp_path / "elsewhere" / "secret.png"), ad / "outside.png")
-    deep = _nested(ad, 1100)
+    deep = nested(ad, 1100)
     _png(deep / "bottom.png")
     base = ["run", str(root), "--model", str(tiny_model_file), "--detector", "none", "--workers", "0", "--no-reports"]
     result = CliRunner().invoke(cli, base + ["--db", f"sqlite:///{tmp_path / 'a.sqlite'}", "--json", "-v"])
