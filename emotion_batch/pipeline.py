@@ -320,40 +320,53 @@ def run_batch(
     summary = RunSummary(detector=options.detector, model_id=classifier.model_id,
                          device=getattr(classifier, "device", "CPU"))
     started = time.monotonic()
-    with run_lock(engine) as locked:
-        init_db(engine)  # under the lock: two first runs on an empty database do not both create it
-        with session_factory.begin() as session:
-            run = Run(root=str(Path(options.root).resolve()), detector=options.detector, model_id=classifier.model_id,
-                      host=socket.gethostname(), pid=os.getpid(), status="running", started_at=utcnow())
-            session.add(run)
-            session.flush()
-            summary.run_id = run.id
-            if locked:  # no other run can be running: rows still 'running' are runs that were killed
-                summary.runs_marked_interrupted = mark_interrupted(session, noticed_by=run.id)
-        if summary.runs_marked_interrupted:
-            log.warning("runs %s never recorded their end (killed?): marked interrupted",
-                        summary.runs_marked_interrupted)
-        runner = executor() if executor is not None else _Executor(options, classifier.size, classifier.channels)
-        try:
-            _process(session_factory, classifier, options, runner, summary, progress)
-        except KeyboardInterrupt:
-            runner.close(terminate=True)
-            _finish_run(session_factory, summary, "interrupted", "interrupted by the user", started)
-            raise
-        except BaseException as exc:
-            runner.close(terminate=True)
-            _finish_run(session_factory, summary, "failed", f"{type(exc).__name__}: {exc}", started)
-            raise
-        summary.worker_deaths = runner.worker_deaths
-        runner.close()
-        if summary.worker_deaths:
-            killers = ", ".join(summary.worker_killers) or "none"
-            _finish_run(session_factory, summary, "workers_died",
-                        f"{summary.worker_deaths} worker processes died; their images were retried; recorded as "
-                        f"unreadable after killing a worker twice: {killers}", started)
-        else:
-            _finish_run(session_factory, summary, "ok", None, started)
+    try:
+        with run_lock(engine) as locked:
+            init_db(engine)  # under the lock: two first runs on an empty database do not both create it
+            _run_locked(session_factory, classifier, options, summary, locked, started, progress, executor)
+    except SQLAlchemyError as exc:  # one line for the CLI, naming the database and the cause
+        raise DatabaseError(f"Writing to the database {safe_url(str(engine.url))} failed: {_reason(exc)}") from exc
     return summary
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+
+
+def _run_locked(session_factory, classifier, options: RunOptions, summary: RunSummary, locked: bool, started: float,
+                progress, executor) -> None:
+    """The run itself, under the lock on a database with the schema: its row, the images, its end."""
+    with session_factory.begin() as session:
+        run = Run(root=str(Path(options.root).resolve()), detector=options.detector, model_id=classifier.model_id,
+                  host=socket.gethostname(), pid=os.getpid(), status="running", started_at=utcnow())
+        session.add(run)
+        session.flush()
+        summary.run_id = run.id
+        if locked:  # no other run can be running: rows still 'running' are runs that were killed
+            summary.runs_marked_interrupted = mark_interrupted(session, noticed_by=run.id)
+    if summary.runs_marked_interrupted:
+        log.warning("runs %s never recorded their end (killed?): marked interrupted",
+                    summary.runs_marked_interrupted)
+    runner = executor() if executor is not None else _Executor(options, classifier.size, classifier.channels)
+    try:
+        _process(session_factory, classifier, options, runner, summary, progress)
+    except KeyboardInterrupt:
+        runner.close(terminate=True)
+        _finish_run(session_factory, summary, "interrupted", "interrupted by the user", started)
+        raise
+    except BaseException as exc:
+        runner.close(terminate=True)
+        _finish_run(session_factory, summary, "failed", f"{type(exc).__name__}: {exc}", started)
+        raise
+    summary.worker_deaths = runner.worker_deaths
+    runner.close()
+    if summary.worker_deaths:
+        killers = ", ".join(summary.worker_killers) or "none"
+        _finish_run(session_factory, summary, "workers_died",
+                    f"{summary.worker_deaths} worker processes died; their images were retried; recorded as "
+                    f"unreadable after killing a worker twice: {killers}", started)
+    else:
+        _finish_run(session_factory, summary, "ok", None, started)
 
 
 def _finish_run(session_factory, summary: RunSummary, status: str, error: str | None, started: float) -> None:

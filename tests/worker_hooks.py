@@ -59,7 +59,7 @@ def make_tree(root: Path, names: list[str], *, size: int = 64) -> None:
     ad = root / "camp" / "ad"
     ad.mkdir(parents=True, exist_ok=True)
     for i, name in enumerate(names):
-        Image.fromarray(np.full((size, size, 3), 40 + 10 * i, dtype=np.uint8)).save(ad / name)
+        Image.fromarray(np.full((size, size, 3), (40 + 10 * i) % 256, dtype=np.uint8)).save(ad / name)
 
 
 def main(argv: list[str]) -> int:

@@ -309,8 +309,15 @@ def write_pdf(html_text: str, pdf_path: PathLike, *, base_url: Optional[PathLike
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, replaced in one step."""
-    _write_atomic(Path(path), data)
+    """Write ``data`` to ``path`` through a temporary file in the same folder, replaced in one step.
+
+    Raises:
+        ReportError: the file cannot be written (a full disk, no permission), naming the path and the cause.
+    """
+    try:
+        _write_atomic(Path(path), data)
+    except OSError as exc:
+        raise ReportError(f"Cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
