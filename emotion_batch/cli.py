@@ -16,6 +16,9 @@ import click
 from . import __version__
 from .exceptions import EmotionBatchError
 
+#: Exit code of a run that finished although worker processes died (``runs.status`` ``workers_died``).
+EXIT_WORKERS_DIED = 3
+
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -73,6 +76,14 @@ def _reports_line(written, folder: str) -> str:
     line = (f"{len(written.ads) // 2} ad reports, {len(written.campaigns) // 2} campaign reports"
             f"{', index and summaries' if written.index else ''} in {folder}")
     return line + (f"; open {os.path.join(folder, 'index.html')}" if written.index else "")
+
+
+def _skipped(summary) -> str:
+    """The files a run skipped that a user may not expect it to, for its summary line."""
+    parts = [f"{summary.special_skipped} special files or dangling links"] if summary.special_skipped else []
+    if summary.links_skipped:
+        parts.append(f"{summary.links_skipped} links out of ROOT (--follow-symlinks)")
+    return f"skipped {', '.join(parts)}; " if parts else ""
 
 
 def _reports_json(written) -> dict:
@@ -138,6 +149,8 @@ def cli() -> None:
 @click.option("--max-pixels", type=click.IntRange(min=1), default=120_000_000, show_default=True,
               help="Refuse larger images as 'unsupported' (decompression bombs).")
 @click.option("--reprocess", is_flag=True, help="Process every image again, changed or not.")
+@click.option("--follow-symlinks", is_flag=True,
+              help="Also read image files that symbolic links point to outside ROOT (skipped and counted by default).")
 @click.option("--no-reports", is_flag=True, help="Store results only; render no reports.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: worker processes here; ray: Ray Data actors (pip install 'emotion-batch[ray]').")
@@ -147,7 +160,7 @@ def cli() -> None:
               help="With --engine ray: GPUs per actor (0.25: four actors share a GPU).")
 @output_options
 def run(root, db, reports, min_faces, paper, examples, report_workers, model, model_sha256, backend, detector, min_score,
-        min_face, batch_size, workers, max_pixels, reprocess, no_reports, engine, ray_address, ray_gpus, quiet, verbose,
+        min_face, batch_size, workers, max_pixels, reprocess, follow_symlinks, no_reports, engine, ray_address, ray_gpus, quiet, verbose,
         as_json) -> None:
     """Find faces in new images under ROOT, classify them, store the results and render reports."""
     _setup_logging(verbose, quiet)
@@ -160,6 +173,7 @@ def run(root, db, reports, min_faces, paper, examples, report_workers, model, mo
                                      backend=backend, paper=paper, examples=examples, report_workers=report_workers)
     options = RunOptions(root=root, detector=detector, batch_size=batch_size, workers=workers, reprocess=reprocess,
                          min_score=min_score, min_face=min_face, max_pixels=max_pixels, engine=engine,
+                         follow_symlinks=follow_symlinks,
                          ray_address=ray_address,
                          ray_gpus=ray_gpus)
     show_bar = not quiet and not as_json and sys.stderr.isatty()
@@ -185,10 +199,13 @@ def run(root, db, reports, min_faces, paper, examples, report_workers, model, mo
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
+    if summary.worker_deaths:  # even with -q: cron mails it, someone should look (memory, a crashing decoder)
+        click.echo(f"emotion-batch: warning: {summary.worker_deaths} worker processes died during the run; their "
+                   f"images were retried, {len(summary.worker_killers)} recorded as unreadable "
+                   f"(run {summary.run_id}, status workers_died)", err=True)
     if as_json:
         click.echo(json.dumps({**summary.as_dict(), **_reports_json(written)}, indent=2, default=str))
-        return
-    if not quiet:
+    elif not quiet:
         for folder, error in summary.unreadable_folders:
             click.echo(f"warning: cannot read folder {folder}: {error}", err=True)
         click.echo(
@@ -196,8 +213,10 @@ def run(root, db, reports, min_faces, paper, examples, report_workers, model, mo
             f"({summary.ok} ok, {summary.no_face} no face, {summary.unreadable} unreadable, "
             f"{summary.unsupported} unsupported), {summary.unchanged} unchanged, {summary.faces} faces "
             f"in {summary.seconds:.1f} s ({summary.images_per_second:.1f} images/s); "
-            f"{_reports_line(written, settings.reports)}"
+            f"{_skipped(summary)}{_reports_line(written, settings.reports)}"
         )
+    if summary.worker_deaths:
+        sys.exit(EXIT_WORKERS_DIED)
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)

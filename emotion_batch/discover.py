@@ -1,7 +1,11 @@
 """Walk ``ROOT/<campaign>/<ad>/**/<image>`` and list candidate image files, cheaply (no decoding).
 
 Hidden files and folders (a leading ``.``) and files whose extension is not an image's are skipped
-and counted; folders that cannot be read are recorded, never fatal.
+and counted; folders that cannot be read are recorded, never fatal. Special files (FIFOs, sockets,
+devices) and dangling symbolic links are skipped and counted. Symbolic links to files inside ROOT are
+followed; links to files outside ROOT are skipped and counted unless ``follow_symlinks`` is set (a
+nightly job over a shared folder should not read what a link points it to elsewhere); links to folders
+are never followed (no loops). The walk is iterative: any depth of nested folders works.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ class WalkStats:
     hidden: int = 0
     not_image: int = 0
     outside_ad: int = 0
+    special: int = 0  # FIFOs, sockets, devices, dangling links, links to folders
+    links_outside: int = 0  # links to files outside ROOT, not followed
     unreadable_dirs: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -49,25 +55,44 @@ def _scandir(path: Path, stats: WalkStats, root: Path) -> list[os.DirEntry]:
         return []
 
 
-def _files_under(folder: Path, root: Path, stats: WalkStats) -> Iterator[tuple[Path, os.stat_result]]:
-    for entry in _scandir(folder, stats, root):
+def _files_under(folder: Path, root: Path, stats: WalkStats,
+                 follow_symlinks: bool = False) -> Iterator[tuple[Path, os.stat_result]]:
+    """Image files below ``folder``, depth first in name order, with an explicit stack (no recursion limit)."""
+    real_root = root.resolve()
+    stack = [iter(_scandir(folder, stats, root))]
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            continue
         if entry.name.startswith("."):
             stats.hidden += 1
             continue
         try:
             if entry.is_dir(follow_symlinks=False):
-                yield from _files_under(Path(entry.path), root, stats)
+                stack.append(iter(_scandir(Path(entry.path), stats, root)))
+            elif entry.is_symlink() and not entry.is_file():  # dangling, or a link to a folder or a FIFO
+                stats.special += 1
             elif entry.is_file():
                 if Path(entry.name).suffix.lower() not in IMAGE_EXTENSIONS:
                     stats.not_image += 1
                     continue
+                if entry.is_symlink() and not follow_symlinks and not Path(entry.path).resolve().is_relative_to(real_root):
+                    stats.links_outside += 1
+                    log.info("not following %s: it links outside ROOT (--follow-symlinks allows it)", entry.path)
+                    continue
                 yield Path(entry.path), entry.stat()
+            else:
+                stats.special += 1  # FIFO, socket, device: reading one could block the run
         except OSError as exc:
             stats.unreadable_dirs.append((Path(entry.path).relative_to(root).as_posix(), exc.strerror or str(exc)))
 
 
-def walk_ads(root: str | Path, stats: WalkStats | None = None) -> Iterator[tuple[str, str, list[Candidate]]]:
+def walk_ads(root: str | Path, stats: WalkStats | None = None, *,
+             follow_symlinks: bool = False) -> Iterator[tuple[str, str, list[Candidate]]]:
     """Yield ``(campaign, ad, candidates)`` for every ad folder under ``root``, in name order.
+
+    ``follow_symlinks`` also takes image files that symbolic links point to outside ``root``.
 
     Raises:
         ConfigError: ``root`` is not a readable folder.
@@ -96,6 +121,6 @@ def walk_ads(root: str | Path, stats: WalkStats | None = None) -> Iterator[tuple
                 continue
             found = [
                 Candidate(campaign.name, ad.name, p.relative_to(base).as_posix(), st.st_size, st.st_mtime_ns)
-                for p, st in _files_under(Path(ad.path), base, stats)
+                for p, st in _files_under(Path(ad.path), base, stats, follow_symlinks)
             ]
             yield campaign.name, ad.name, found

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
 from .exceptions import ConfigError
+from .safe_text import csv_cell, looks_like_formula, without_bidi
 from .store.queries import DATASETS, Filters, dataset_select
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class _CsvWriter:
             return _utc(value).isoformat()
         if isinstance(value, dt.date):
             return value.isoformat()
-        return value  # None is written as an empty field
+        return csv_cell(value)  # text: never a formula (safe_text); None is written as an empty field
 
     def write(self, rows) -> None:
         self.writer.writerows([self._value(v) for v in row] for row in rows)
@@ -172,8 +173,8 @@ class _XlsxWriter:
         if isinstance(value, dt.datetime):
             return _utc(value).replace(tzinfo=None)  # Excel has no time zones: UTC wall time
         if isinstance(value, str):
-            value = self.illegal.sub("", value)
-            if value.startswith("="):  # text, never a formula
+            value = without_bidi(self.illegal.sub("", value))
+            if looks_like_formula(value):  # typed as text, never a formula (the rule of safe_text)
                 cell = self.cell(self.sheet, value=value)
                 cell.data_type = "s"
                 return cell

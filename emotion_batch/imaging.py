@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -97,9 +98,13 @@ def decode_image(
     # WeasyPrint sets this Pillow-wide flag to True when it is imported (reports, same process), which
     # would pad a truncated file with grey and call it readable: our policy is that it is unreadable.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
+    # Pillow's own decompression-bomb check (a warning above 89,478,485 pixels, an error above twice that, by
+    # default) must not refuse what our limit allows: it is set from ours, its warning is left to our own check
+    # just below (which names the size), and its error stops what is more than twice our limit.
+    Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             width, height = image.size
             if width * height > max_pixels:
@@ -118,8 +123,10 @@ def decode_image(
                 width, height = height, width
     except ImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{name}: {exc}", status="unsupported") from exc
+    except Image.DecompressionBombError as exc:  # Pillow's words name its limit, twice ours: say ours
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels" if found else "more pixels than that"
+        raise ImageError(f"{name}: {size} is above the limit of {max_pixels:,}", status="unsupported") from exc
     except UnidentifiedImageError as exc:  # its text names an in-memory buffer's address: say it once, stably
         raise ImageError(f"{name}: not a readable image (UnidentifiedImageError: no known image format)",
                          status="unreadable") from exc

@@ -10,12 +10,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import multiprocessing as mp
 import os
 import signal
 import socket
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +30,7 @@ from .faces import DETECTORS, build_detector
 from .imaging import DEFAULT_MAX_PIXELS, DEFAULT_WORK_SIDE, decode_image
 from .preprocess import faces_to_tensors
 from .store.models import Run, utcnow
-from .store.repository import ImageRecord, ad_id_for, known_images, touch_images, write_images
+from .store.repository import ImageRecord, ad_id_for, known_images, mark_interrupted, touch_images, write_images
 from .store.session import init_db, run_lock, safe_url
 
 log = logging.getLogger(__name__)
@@ -53,6 +51,7 @@ class RunOptions:
     chunk_images: int = 256
     max_pixels: int = DEFAULT_MAX_PIXELS
     work_side: int = DEFAULT_WORK_SIDE
+    follow_symlinks: bool = False  # take image files that symbolic links point to outside ROOT
     level_eyes: bool = True  # turn each face crop so that its eyes are level (detectors that give eyes)
     min_score: float | None = None
     min_face: float | None = None  # smallest face side in pixels of the searched image; None: the detector's own
@@ -93,7 +92,12 @@ class RunSummary:
     faces: int = 0
     hidden_skipped: int = 0
     non_images_skipped: int = 0
+    special_skipped: int = 0  # FIFOs, sockets, devices, dangling links, links to folders
+    links_skipped: int = 0  # links to image files outside ROOT (without ``follow_symlinks``)
     unreadable_folders: list[tuple[str, str]] = field(default_factory=list)
+    runs_marked_interrupted: list[int] = field(default_factory=list)  # earlier runs found killed (status 'running')
+    worker_deaths: int = 0  # worker processes that died (killed, or crashed in a decoder) during the run
+    worker_killers: list[str] = field(default_factory=list)  # images recorded as failed because their worker died twice
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (path, status, error), first 100
     seconds: float = 0.0
     ads_with_new_results: list[tuple[str, str]] = field(default_factory=list)
@@ -219,8 +223,12 @@ class Executor(Protocol):
     """Turns tasks into outcomes: the local worker pool, or an engine's (``engines/``).
 
     ``map`` may yield outcomes in any order and may classify them already (``Outcome.probs`` set);
-    ``close`` ends its workers (``terminate=True`` after an error or Ctrl-C).
+    ``close`` ends its workers (``terminate=True`` after an error or Ctrl-C) and returns when they are gone.
+    ``worker_deaths`` counts worker processes that died during ``map`` (0 where the engine recovers on its own);
+    ``run_batch`` reads it after ``map`` to set the run's status.
     """
+
+    worker_deaths: int
 
     def map(self, tasks: Iterator[Task]) -> Iterator[Outcome]: ...
 
@@ -228,58 +236,62 @@ class Executor(Protocol):
 
 
 class _Executor:
-    """Runs ``analyse`` over tasks in worker calls of a few images (``CALL_IMAGES``, ``CALL_BYTES``), with at
-    most ``window`` calls in flight (back-pressure), in order."""
+    """Runs ``Analyser`` over tasks in worker processes (``workers.WorkerPool``), a few images per round trip
+    (``CALL_IMAGES``, ``CALL_BYTES``), or in this process with ``workers=0``.
 
-    def __init__(self, options: RunOptions, size: int, channels: int) -> None:
+    A worker that dies is noticed at once: the image it held is tried once more in a fresh worker, then
+    recorded as ``unreadable`` ("worker died while processing"); ``worker_deaths`` counts the deaths.
+
+    Args:
+        analyser: what each worker builds from ``(options, size, channels)`` and calls on each task
+            (tests pass one that crashes on chosen files).
+    """
+
+    def __init__(self, options: RunOptions, size: int, channels: int, *, analyser=Analyser) -> None:
+        from .workers import WorkerPool
+
         workers = options.workers if options.workers is not None else (os.cpu_count() or 1)
         self.workers = workers
         self.pool = None
+        self.analyser = None
         if workers == 0:
-            _init_worker(options, size, channels)
+            self.analyser = analyser(options, size, channels)
             signal.signal(signal.SIGINT, signal.default_int_handler)
         else:
-            ctx = mp.get_context("spawn")  # never fork a process that may hold TensorFlow threads
-            self.pool = ctx.Pool(workers, initializer=_init_worker, initargs=(options, size, channels))
-        self.window = max(4, workers * 4)
+            self.pool = WorkerPool(workers, analyser, (options, size, channels), died=_died,
+                                   weight=lambda task: task.candidate.size, call_items=CALL_IMAGES,
+                                   call_bytes=CALL_BYTES)
+
+    @property
+    def worker_deaths(self) -> int:
+        return self.pool.deaths if self.pool is not None else 0
 
     def map(self, tasks: Iterator[Task]) -> Iterator[Outcome]:
         if self.pool is None:
             for task in tasks:
-                yield analyse(task)
+                yield self.analyser(task)
             return
-        pending: deque = deque()
-        call: list[Task] = []
-        size = 0
-        for task in tasks:
-            call.append(task)
-            size += task.candidate.size
-            if len(call) < CALL_IMAGES and size < CALL_BYTES:
-                continue
-            pending.append(self.pool.apply_async(analyse_many, (call,)))
-            call, size = [], 0
-            while len(pending) >= self.window:
-                yield from pending.popleft().get()
-        if call:
-            pending.append(self.pool.apply_async(analyse_many, (call,)))
-        while pending:
-            yield from pending.popleft().get()
+        yield from self.pool.map(tasks)
 
     def close(self, *, terminate: bool = False) -> None:
         if self.pool is not None:
-            if terminate:
-                self.pool.terminate()
-            else:
-                self.pool.close()
-            self.pool.join()
+            self.pool.close(terminate=terminate)
             self.pool = None
+
+
+#: The error of an image whose worker process died on it twice (a decoder crash, the OOM killer).
+WORKER_DIED = "worker died while processing"
+
+
+def _died(task: Task, how: str) -> Outcome:
+    return Outcome(task, None, "unreadable", f"{task.candidate.path}: {WORKER_DIED} ({how}, twice)")
 
 
 # ---- the main side ---------------------------------------------------------------------------------
 
 
-def count_candidates(root: str) -> int:
-    return sum(len(c) for _, _, c in walk_ads(root, WalkStats()))
+def count_candidates(root: str, *, follow_symlinks: bool = False) -> int:
+    return sum(len(c) for _, _, c in walk_ads(root, WalkStats(), follow_symlinks=follow_symlinks))
 
 
 def run_batch(
@@ -308,28 +320,53 @@ def run_batch(
     summary = RunSummary(detector=options.detector, model_id=classifier.model_id,
                          device=getattr(classifier, "device", "CPU"))
     started = time.monotonic()
-    with run_lock(engine):
-        init_db(engine)  # under the lock: two first runs on an empty database do not both create it
-        with session_factory.begin() as session:
-            run = Run(root=str(Path(options.root).resolve()), detector=options.detector, model_id=classifier.model_id,
-                      host=socket.gethostname(), pid=os.getpid(), status="running", started_at=utcnow())
-            session.add(run)
-            session.flush()
-            summary.run_id = run.id
-        runner = executor() if executor is not None else _Executor(options, classifier.size, classifier.channels)
-        try:
-            _process(session_factory, classifier, options, runner, summary, progress)
-        except KeyboardInterrupt:
-            runner.close(terminate=True)
-            _finish_run(session_factory, summary, "interrupted", "interrupted by the user", started)
-            raise
-        except BaseException as exc:
-            runner.close(terminate=True)
-            _finish_run(session_factory, summary, "failed", f"{type(exc).__name__}: {exc}", started)
-            raise
-        runner.close()
-        _finish_run(session_factory, summary, "ok", None, started)
+    try:
+        with run_lock(engine) as locked:
+            init_db(engine)  # under the lock: two first runs on an empty database do not both create it
+            _run_locked(session_factory, classifier, options, summary, locked, started, progress, executor)
+    except SQLAlchemyError as exc:  # one line for the CLI, naming the database and the cause
+        raise DatabaseError(f"Writing to the database {safe_url(str(engine.url))} failed: {_reason(exc)}") from exc
     return summary
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+
+
+def _run_locked(session_factory, classifier, options: RunOptions, summary: RunSummary, locked: bool, started: float,
+                progress, executor) -> None:
+    """The run itself, under the lock on a database with the schema: its row, the images, its end."""
+    with session_factory.begin() as session:
+        run = Run(root=str(Path(options.root).resolve()), detector=options.detector, model_id=classifier.model_id,
+                  host=socket.gethostname(), pid=os.getpid(), status="running", started_at=utcnow())
+        session.add(run)
+        session.flush()
+        summary.run_id = run.id
+        if locked:  # no other run can be running: rows still 'running' are runs that were killed
+            summary.runs_marked_interrupted = mark_interrupted(session, noticed_by=run.id)
+    if summary.runs_marked_interrupted:
+        log.warning("runs %s never recorded their end (killed?): marked interrupted",
+                    summary.runs_marked_interrupted)
+    runner = executor() if executor is not None else _Executor(options, classifier.size, classifier.channels)
+    try:
+        _process(session_factory, classifier, options, runner, summary, progress)
+    except KeyboardInterrupt:
+        runner.close(terminate=True)
+        _finish_run(session_factory, summary, "interrupted", "interrupted by the user", started)
+        raise
+    except BaseException as exc:
+        runner.close(terminate=True)
+        _finish_run(session_factory, summary, "failed", f"{type(exc).__name__}: {exc}", started)
+        raise
+    summary.worker_deaths = runner.worker_deaths
+    runner.close()
+    if summary.worker_deaths:
+        killers = ", ".join(summary.worker_killers) or "none"
+        _finish_run(session_factory, summary, "workers_died",
+                    f"{summary.worker_deaths} worker processes died; their images were retried; recorded as "
+                    f"unreadable after killing a worker twice: {killers}", started)
+    else:
+        _finish_run(session_factory, summary, "ok", None, started)
 
 
 def _finish_run(session_factory, summary: RunSummary, status: str, error: str | None, started: float) -> None:
@@ -349,7 +386,7 @@ def _finish_run(session_factory, summary: RunSummary, status: str, error: str | 
 def _tasks(session_factory, options: RunOptions, summary: RunSummary, stats: WalkStats,
            touched: list, progress) -> Iterator[Task]:
     root = str(Path(options.root).resolve())
-    for campaign, ad, candidates in walk_ads(options.root, stats):
+    for campaign, ad, candidates in walk_ads(options.root, stats, follow_symlinks=options.follow_symlinks):
         summary.images_found += len(candidates)
         if not candidates:
             continue
@@ -390,6 +427,8 @@ def _process(session_factory, classifier, options, executor: Executor, summary: 
         for o in pending:
             new_ads[(o.task.candidate.campaign, o.task.candidate.ad)] = None
             setattr(summary, o.status, getattr(summary, o.status) + 1)
+            if o.error and WORKER_DIED in o.error:
+                summary.worker_killers.append(o.task.candidate.path)
             if o.status != "ok" and len(summary.failures) < 100:
                 summary.failures.append((o.task.candidate.path, o.status, o.error or ""))
         summary.processed += len(pending)
@@ -410,6 +449,8 @@ def _process(session_factory, classifier, options, executor: Executor, summary: 
     flush()
     summary.hidden_skipped = stats.hidden
     summary.non_images_skipped = stats.not_image
+    summary.special_skipped = stats.special
+    summary.links_skipped = stats.links_outside
     summary.unreadable_folders = list(stats.unreadable_dirs)
     summary.ads_with_new_results = list(new_ads)
 

@@ -92,3 +92,38 @@ def test_truncated_jpeg_is_unreadable_after_weasyprint_import():
     with pytest.raises(ImageError) as info:
         decode_image(data[: len(data) // 2], name="cut.jpg")
     assert info.value.status == "unreadable"
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares its size and holds no pixels: enough for every size check, nothing to decode."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
+def test_our_pixel_limit_is_the_only_one(monkeypatch):
+    """Pillow's own bomb limit (89,478,485 pixels) refused a 95-megapixel image below our documented 120 MP."""
+    from emotion_batch.imaging import DEFAULT_MAX_PIXELS
+
+    with pytest.raises(ImageError) as info:
+        decode_image(_png_header_only(10_000, 9_500), name="big.png")  # 95 MP: past the size checks, then no pixels
+    assert info.value.status == "unreadable" and "89,478,485" not in str(info.value)
+    with pytest.raises(ImageError) as info:
+        decode_image(_png_header_only(12_000, 10_001), name="bigger.png")
+    assert info.value.status == "unsupported" and f"{DEFAULT_MAX_PIXELS:,}" in str(info.value)
+    # the same with real pixels, Pillow's limit set below ours as its default is below our default
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)
+    decoded = decode_image(png_bytes(Image.new("L", (1500, 1000), 80)), name="ok.png", max_pixels=2_000_000)
+    assert (decoded.width, decoded.height) == (1500, 1000)
+    with pytest.raises(ImageError) as info:  # above twice Pillow's limit: its DecompressionBombError, our words
+        decode_image(png_bytes(Image.new("L", (2000, 2500), 80)), name="no.png", max_pixels=4_000_000)
+    assert info.value.status == "unsupported"
+    assert str(info.value) == "no.png: 2000x2500 = 5,000,000 pixels is above the limit of 4,000,000"
+    with pytest.raises(ImageError) as info:  # above twice our limit: Pillow's own error, in our words
+        decode_image(png_bytes(Image.new("L", (3000, 3000), 80)), name="bomb.png", max_pixels=4_000_000)
+    assert str(info.value) == "bomb.png: 9,000,000 pixels is above the limit of 4,000,000"
+    assert info.value.status == "unsupported"

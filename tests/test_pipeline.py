@@ -133,6 +133,27 @@ def test_overlapping_run_stops_at_once(factory, tiny_classifier, campaign_tree):
     assert _run(factory, tiny_classifier, campaign_tree["root"]).processed == len(campaign_tree["expected"])
 
 
+def test_next_run_marks_runs_left_running_as_interrupted(factory, tiny_classifier, tmp_path):
+    """A run killed with kill -9 (or whose database went away) never records its end: its row says
+    'running' until the next run, holding the lock, knows better."""
+    from emotion_batch.store.models import utcnow
+
+    root = tmp_path / "root"
+    (root / "c" / "a").mkdir(parents=True)
+    _run(factory, tiny_classifier, root)  # creates the schema
+    with factory.begin() as s:
+        s.add(Run(root="/r", detector="none", model_id="m@0", status="running", started_at=utcnow()))
+    summary = _run(factory, tiny_classifier, root)
+    assert summary.status == "ok"
+    with factory() as s:
+        rows = {r.id: (r.status, r.error, r.finished_at) for r in s.scalars(select(Run))}
+    assert summary.runs_marked_interrupted == [2] and summary.run_id == 3
+    status, error, finished = rows[2]
+    assert status == "interrupted" and finished is None
+    assert error.startswith("the run ended without recording its end") and "noticed by run 3 at 20" in error
+    assert rows[3][0] == "ok" and rows[1][0] == "ok"
+
+
 def test_huge_image_is_refused_before_decoding(factory, tiny_classifier, tmp_path):
     from PIL import Image
 

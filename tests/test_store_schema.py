@@ -3,6 +3,8 @@ an empty database is created at the newest revision, an older one is refused unt
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -178,3 +180,57 @@ def test_migrations_run_without_an_ini_file(tmp_path, monkeypatch):
     assert schema_status(engine).state == "current"
     engine.dispose()
     assert not list(tmp_path.glob("*.ini"))
+
+
+@pytest.fixture()
+def small_filesystem(tmp_path):
+    """A 1 MB tmpfs mounted on ``tmp_path/small`` (needs root: skipped otherwise)."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs to fill needs root")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_schema_creation_on_a_full_disk_leaves_an_empty_database(small_filesystem):
+    """The disk fills while the schema is created, at every point from the first table to the last: the
+    database stays empty (never half a schema that no later run accepts), and once space is freed the next
+    run creates the whole schema."""
+    from emotion_batch.exceptions import DatabaseError
+    from emotion_batch.store.schema import schema_status
+    from emotion_batch.store.session import init_db
+
+    mnt = small_filesystem
+    failures = 0
+    for free_kb in range(8, 400, 8):
+        for leftover in mnt.iterdir():
+            leftover.unlink()
+        stat = os.statvfs(mnt)
+        (mnt / "filler").write_bytes(b"\0" * max(0, stat.f_bavail * stat.f_frsize - free_kb * 1024))
+        engine = make_engine(f"sqlite:///{mnt / 'r.sqlite'}")
+        try:
+            init_db(engine)
+        except DatabaseError as exc:
+            assert "database or disk is full" in str(exc) or "disk I/O error" in str(exc)  # SQLite's words for ENOSPC
+            failures += 1
+        else:
+            break
+        finally:
+            engine.dispose()
+        (mnt / "filler").unlink()
+        engine = make_engine(f"sqlite:///{mnt / 'r.sqlite'}")
+        try:
+            assert schema_status(engine).state == "empty", f"{free_kb} KB free"
+            init_db(engine)  # space freed: the next run makes the whole schema
+            assert schema_status(engine).state == "current"
+        finally:
+            engine.dispose()
+    assert failures >= 5, "the disk never filled while the schema was created"

@@ -118,6 +118,8 @@ class RayExecutor:
         model: the classifier's file and hash.
     """
 
+    worker_deaths = 0  # Ray restarts its actors and retries their tasks itself
+
     def __init__(self, options: RunOptions, model: ModelRef) -> None:
         if options.workers == 0:
             raise ConfigError("workers must be 1 or more with engine='ray' (actors), or None for one per CPU. "

@@ -41,6 +41,7 @@ from ..aggregate import (
 )
 from ..exceptions import ReportError
 from ..labels import EMOTIONS
+from ..safe_text import csv_cell
 from .methodology import load_manifest
 from .pages import ReportOptions, render_ad_html, render_campaign_html, render_index_html
 from .render import (
@@ -239,6 +240,12 @@ def summary_frames(report_set: ReportSet) -> tuple[pl.DataFrame, pl.DataFrame]:
     return pl.DataFrame(ads, infer_schema_length=None), pl.DataFrame(campaigns, infer_schema_length=None)
 
 
+def _safe_csv(frame: pl.DataFrame) -> str:
+    """The frame as CSV text whose text cells follow ``safe_text.csv_cell`` (no formulas, no bidi controls)."""
+    text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    return frame.with_columns(pl.col(name).map_elements(csv_cell, return_dtype=pl.String) for name in text).write_csv()
+
+
 def _write_index(root: Path, report_set: ReportSet, options: ReportOptions) -> list[Path]:
     env = make_environment(options.templates_dir)
     rendered = {(a.campaign, a.ad) for a in report_set.ads if report_paths(root, a.campaign, a.ad)[0].is_file()}
@@ -249,8 +256,8 @@ def _write_index(root: Path, report_set: ReportSet, options: ReportOptions) -> l
     text = json.dumps(report_set.to_dict(), indent=2, ensure_ascii=False, allow_nan=False, default=str)
     write_atomic(paths[1], (text + "\n").encode("utf-8"))
     ads, campaigns = summary_frames(report_set)
-    write_atomic(paths[2], ads.write_csv().encode("utf-8"))
-    write_atomic(paths[3], campaigns.write_csv().encode("utf-8"))
+    write_atomic(paths[2], _safe_csv(ads).encode("utf-8"))
+    write_atomic(paths[3], _safe_csv(campaigns).encode("utf-8"))
     return paths
 
 

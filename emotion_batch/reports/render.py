@@ -22,6 +22,7 @@ import jinja2
 
 from ..assets import asset_dir
 from ..exceptions import ReportError
+from ..safe_text import BIDI_CONTROLS
 from .charts import EMOTION_LABELS, FONT_FAMILIES, emotion_chart_svg, figure_to_inline_svg
 
 __all__ = [
@@ -148,8 +149,6 @@ def campaign_paths(reports_dir: PathLike, campaign: str) -> tuple[Path, Path]:
 # --- HTML ----------------------------------------------------------------------------------------------------
 
 
-#: Bidi embedding/override/isolate controls and marks: a name showing them could read backwards.
-_BIDI_CONTROLS = {"\u061c", "\u200e", "\u200f", *map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A))}
 
 
 def display_name(name: str) -> str:
@@ -159,7 +158,7 @@ def display_name(name: str) -> str:
     around it.
     """
     return "".join(
-        " " if unicodedata.category(char) == "Cc" else char for char in name if char not in _BIDI_CONTROLS
+        " " if unicodedata.category(char) == "Cc" else char for char in name if char not in BIDI_CONTROLS
     )
 
 
@@ -310,8 +309,15 @@ def write_pdf(html_text: str, pdf_path: PathLike, *, base_url: Optional[PathLike
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, replaced in one step."""
-    _write_atomic(Path(path), data)
+    """Write ``data`` to ``path`` through a temporary file in the same folder, replaced in one step.
+
+    Raises:
+        ReportError: the file cannot be written (a full disk, no permission), naming the path and the cause.
+    """
+    try:
+        _write_atomic(Path(path), data)
+    except OSError as exc:
+        raise ReportError(f"Cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

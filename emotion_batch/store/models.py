@@ -36,8 +36,10 @@ NAMING_CONVENTION = {
 
 #: Values of ``images.status``.
 IMAGE_STATUSES = ("ok", "no_face", "unreadable", "unsupported")
-#: Values of ``runs.status``.
-RUN_STATUSES = ("running", "ok", "failed", "interrupted")
+#: Values of ``runs.status``: ``workers_died`` is a finished run during which worker processes died (the
+#: images they held were retried; ``error`` names those recorded as failed); ``interrupted`` is also set by
+#: the next run on rows of runs that were killed and so never finished.
+RUN_STATUSES = ("running", "ok", "workers_died", "failed", "interrupted")
 #: Probability columns of ``faces``, in ``EMOTIONS`` order.
 PROB_COLUMNS = tuple(f"p_{name}" for name in EMOTIONS)
 

@@ -11,7 +11,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from ..labels import EMOTIONS
-from .models import Ad, Campaign, FaceRow, ImageRow, PROB_COLUMNS, utcnow
+from .models import Ad, Campaign, FaceRow, ImageRow, PROB_COLUMNS, Run, utcnow
 
 
 #: Face rows per ``executemany`` call, image rows per multi-row ``INSERT`` in ``write_images``.
@@ -61,6 +61,24 @@ def ad_id_for(session: Session, campaign: str, ad: str) -> int:
             insert(Ad).values(campaign_id=campaign_id, name=ad, created_at=utcnow()).returning(Ad.id)
         ).scalar_one()
     return int(ad_id)
+
+
+def mark_interrupted(session: Session, *, noticed_by: int, now: dt.datetime | None = None) -> list[int]:
+    """Mark the runs still ``running`` as ``interrupted``: call it holding the run lock, when no other run can be
+    running, so these were killed (or lost their database) before recording their end. Their ``error`` says
+    when and by which run this was noticed; ``finished_at`` stays empty (when they stopped is not known).
+
+    Returns:
+        The ids of the runs marked.
+    """
+    now = now or utcnow()
+    ids = list(session.scalars(select(Run.id).where(Run.status == "running", Run.id != noticed_by).order_by(Run.id)))
+    if ids:
+        session.execute(update(Run).where(Run.id.in_(ids)).values(
+            status="interrupted",
+            error=f"the run ended without recording its end (killed, or the database went away); noticed by run "
+                  f"{noticed_by} at {now.astimezone(dt.timezone.utc).isoformat(timespec='seconds')}"))
+    return ids
 
 
 def known_images(session: Session, ad_id: int) -> dict[str, KnownImage]:

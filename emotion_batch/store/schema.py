@@ -148,7 +148,8 @@ def schema_status(engine: Engine) -> SchemaStatus:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
-    """Migrate the database to ``revision`` (default: the newest) in one transaction where the engine allows.
+    """Migrate the database to ``revision`` (default: the newest) in one transaction (PostgreSQL and SQLite
+    both run DDL in transactions): a failure half-way, a full disk included, leaves the database as it was.
 
     A database made before migrations existed is stamped with the baseline revision first. The caller
     should hold the run lock (``session.run_lock``) so that no batch run writes meanwhile.
@@ -165,6 +166,10 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
 
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "sqlite":
+                # pysqlite opens no transaction before DDL, so each CREATE TABLE would commit on its own and a
+                # full disk would leave half a schema: one explicit transaction, committed or rolled back whole
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
             before = _status(conn)
             if before.state in ("unknown", "partial"):
                 raise SchemaError(before.problem())

@@ -133,8 +133,10 @@ def _reason(exc: SQLAlchemyError) -> str:
 
 
 @contextlib.contextmanager
-def run_lock(engine: Engine) -> Iterator[None]:
+def run_lock(engine: Engine) -> Iterator[bool]:
     """Hold the database's run lock for the block, or raise ``RunLockedError`` at once.
+
+    Yields True where there is a lock (SQLite files, PostgreSQL), False for other databases.
 
     SQLite files: an exclusive ``flock`` on ``<file>.lock`` beside the database. PostgreSQL: a session
     advisory lock on a dedicated connection. Both are released by the OS/server when the process dies,
@@ -164,7 +166,7 @@ def run_lock(engine: Engine) -> Iterator[None]:
             handle.truncate()
             handle.write(f"{os.getpid()}\n")
             handle.flush()
-            yield
+            yield True
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
             handle.close()
@@ -181,7 +183,7 @@ def run_lock(engine: Engine) -> Iterator[None]:
                 f"Another emotion-batch run holds the lock on {safe_url(str(url))}; this run stops here."
             )
         try:
-            yield
+            yield True
         finally:
             with contextlib.suppress(SQLAlchemyError):
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PG_LOCK_KEY})
@@ -189,4 +191,4 @@ def run_lock(engine: Engine) -> Iterator[None]:
             conn.close()
     else:
         log.warning("no run lock for the %s dialect: do not start overlapping runs", name)
-        yield
+        yield False
