@@ -471,6 +471,29 @@ def bundle(run_dir, data, name, models_dir, command, make_default, flip_tta) -> 
                f"macro-F1 {metrics['macro_f1']:.4f}")
 
 
+@cli.command("model-stats", context_settings=CONTEXT_SETTINGS)
+@click.argument("name", required=False)
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="FER2013 folder.")
+@click.option("--backend", "backends", type=click.Choice(["keras", "litert"]), multiple=True,
+              default=["keras", "litert"], show_default=True,
+              help="The model files to measure (each where the model has one).")
+def model_stats(name, data, backends) -> None:
+    """Measure what a bundled model does to each true class on FER2013 PublicTest (confusion matrix, mean
+    probabilities) and write models/NAME.shares.json: the statistics behind the reports' corrected shares.
+
+    NAME defaults to the manifest's default model. Run it again after retraining or recalibrating a model.
+    """
+    _setup_logging(1, False)
+    _quiet_tensorflow()
+    from .training.share_stats import model_statistics
+
+    try:
+        path = model_statistics(name, data, backends=backends)
+    except EmotionBatchError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"emotion-batch: wrote {path}")
+
+
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.option("--runs", "runs_dir", default="runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="Best and worst N runs.")
