@@ -226,7 +226,8 @@ def report(db, reports, min_faces, paper, examples, report_workers, campaign, ad
         click.echo(f"emotion-batch: {_reports_line(written, settings.reports)} ({written.seconds:.1f} s)")
 
 
-DATASET_CHOICES = ("faces", "images", "failed-images", "ad-summary", "campaign-summary", "daily-trend")
+DATASET_CHOICES = ("faces", "images", "failed-images", "ad-summary", "campaign-summary", "daily-trend",
+                   "share-estimates")
 
 
 def _confirm_removal(what: str, removed, yes: bool) -> None:

@@ -33,9 +33,12 @@ __all__ = [
     "CORRECTION_MIN_FACES",
     "CORRECTION_METHOD_NAMES",
     "Correction",
+    "Headline",
     "SHARES_FORMAT",
     "SHARES_SUFFIX",
     "corrections",
+    "headline_of",
+    "share_estimate_rows",
     "load_share_statistics",
     "statistics_for",
 ]
@@ -57,6 +60,8 @@ CORRECTION_METHOD_NAMES = {
     "acc": "adjusted classify and count",
     "em": "EM prior adjustment (Saerens, Latinne and Decaestecker 2002)",
 }
+#: Decimals of the corrected shares and bounds.
+DIGITS = 6
 _VALENCE_WEIGHTS = tuple(1.0 if e in VALENCE_POSITIVE else -1.0 if e in VALENCE_NEGATIVE else 0.0 for e in EMOTIONS)
 
 
@@ -161,6 +166,36 @@ class Correction:
         }
 
 
+@dataclass(frozen=True)
+class Headline:
+    """The shares a report leads with (chart, key figures): corrected, or raw with the reason why.
+
+    Attributes:
+        corrected: whether these are the corrected shares.
+        shares, intervals, valence, valence_interval, dominant_emotion: as in ``AdReportData``.
+        note: why the raw shares lead (too few faces, no statistics for the model); None when corrected.
+    """
+
+    corrected: bool
+    shares: dict[str, float]
+    intervals: Optional[dict[str, tuple[float, float]]]
+    valence: Optional[float]
+    valence_interval: Optional[tuple[float, float]]
+    dominant_emotion: Optional[str]
+    note: Optional[str] = None
+
+
+def headline_of(group: Any) -> Optional[Headline]:
+    """The ``Headline`` of an ad or a campaign; None when its distribution is hidden."""
+    if group.suppressed or group.shares is None:
+        return None
+    c = group.correction
+    if c is not None and c.applied:
+        return Headline(True, c.shares, c.intervals, c.valence, c.valence_interval, c.dominant_emotion)
+    return Headline(False, group.shares, group.intervals, group.valence, group.valence_interval,
+                    group.dominant_emotion, note=c.note if c is not None else None)
+
+
 def _seed(*names: str) -> int:
     """A seed fixed by the group's names, so a report shows the same interval every time it is rendered."""
     return zlib.crc32("\0".join(names).encode("utf-8", "surrogatepass"))
@@ -185,8 +220,14 @@ def correct_group(probabilities: np.ndarray, model_ids: np.ndarray, statistics: 
     shares, intervals = estimate.as_dicts()
     value, low, high = estimate.interval_of(_VALENCE_WEIGHTS)
     dominant = EMOTIONS[int(np.argmax(estimate.shares))]
-    return Correction(applied=True, method=method, faces=n, shares=shares, intervals=intervals, valence=value,
-                      valence_interval=(max(low, -1.0), min(high, 1.0)), dominant_emotion=dominant)
+    # rounded: the last bits of a bootstrap differ between BLAS builds; reports and goldens should not
+    return Correction(applied=True, method=method, faces=n, shares={e: _r(v) for e, v in shares.items()},
+                      intervals={e: (_r(a), _r(b)) for e, (a, b) in intervals.items()}, valence=_r(value),
+                      valence_interval=(_r(max(low, -1.0)), _r(min(high, 1.0))), dominant_emotion=dominant)
+
+
+def _r(value: float) -> float:
+    return round(float(value), DIGITS)
 
 
 def corrections(faces_df: pl.DataFrame, statistics: Mapping[str, ConfusionStats], *,
@@ -226,3 +267,27 @@ def corrections(faces_df: pl.DataFrame, statistics: Mapping[str, ConfusionStats]
         by_campaign[campaign] = correct_group(probabilities[rows], model_ids[rows], statistics, names=(campaign,),
                                               min_faces=min_faces, method=method, draws=draws)
     return by_ad, by_campaign
+
+
+def share_estimate_rows(report_set: Any) -> list[dict[str, Any]]:
+    """The rows of the table ``ad_share_estimates`` for a ``ReportSet``: for every shown ad and campaign
+    (``ad`` None) the raw share of each expression with its Wilson interval (method ``raw``) and, where the
+    correction applies, the corrected share with its bootstrap interval (its method). Keys are the
+    attributes of ``store.models.ShareEstimateRow``."""
+    rows: list[dict[str, Any]] = []
+    groups = [(a.campaign, a.ad, a) for a in report_set.ads]
+    groups += [(c.campaign, None, c) for c in report_set.campaigns]
+    for campaign, ad, group in groups:
+        if group.suppressed or group.shares is None:
+            continue
+        common = {"campaign": campaign, "ad": ad, "model_id": " ".join(group.model_ids), "faces": group.faces,
+                  "computed_at": report_set.generated_at}
+        estimates = [("raw", group.shares, group.intervals)]
+        if group.correction is not None and group.correction.applied:
+            estimates.append((group.correction.method, group.correction.shares, group.correction.intervals))
+        for method, shares, intervals in estimates:
+            for e in EMOTIONS:
+                low, high = intervals[e] if intervals else (shares[e], shares[e])
+                rows.append({**common, "method": method, "emotion": e, "share": shares[e], "lower": low,
+                             "upper": high})
+    return rows
