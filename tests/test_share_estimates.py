@@ -107,3 +107,28 @@ def test_erasing_an_ad_erases_its_estimates_and_its_campaigns(filled):
     with Session(engine) as session, session.begin():
         delete_results(session, campaign="winter")
     assert {(r.campaign, r.ad) for r in _rows(engine)} == {("summer", "ad two")}
+
+
+def test_the_query_file_puts_corrected_beside_raw_shares(filled, tmp_path):
+    from sqlalchemy import text
+
+    from emotion_batch.assets import asset_dir
+
+    engine, _ = filled
+    with Session(engine) as session:
+        written = render_reports(session, tmp_path / "reports", options=ReportOptions(
+            min_faces=10, generated_at=NOW, workers=0, statistics={MODEL: STATS}, correction_min_faces=12))
+    with Session(engine) as session, session.begin():
+        replace_share_estimates(session, share_estimate_rows(written.report_set))
+    query = (asset_dir("sql") / "queries" / "share_estimates.sql").read_text(encoding="utf-8")
+    with engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(text(query)).mappings()]
+    by_ad = {}
+    for row in rows:
+        by_ad.setdefault(row["ad"], []).append(row)
+    assert sorted(by_ad) == ["ad_one", "teaser"] and all(len(v) == len(EMOTIONS) for v in by_ad.values())
+    # teaser (13 faces) is corrected, ad_one (11 faces) kept its raw shares
+    assert {r["method"] for r in by_ad["teaser"]} == {"pacc"} and {r["method"] for r in by_ad["ad_one"]} == {None}
+    teaser = next(a for a in written.report_set.ads if a.ad == "teaser")
+    assert {r["class"]: r["corrected_share"] for r in by_ad["teaser"]} == teaser.correction.shares
+    assert {r["class"]: r["raw_share"] for r in by_ad["teaser"]} == pytest.approx(teaser.shares)
