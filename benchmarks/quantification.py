@@ -147,7 +147,7 @@ def main() -> None:
     print()
     print("| mix | n | raw MAE | " + " | ".join(f"{m} MAE" for m in methods) + " | corrected / raw | "
           + " | ".join(f"{m} coverage" for m in interval_methods) + " | s |")
-    print("|" + "---|" * (4 + len(methods) + len(interval_methods)))
+    print("|" + "---|" * (5 + len(methods) + len(interval_methods)))
     for kind, n, errors, inside, widths, seconds in rows:
         raw = errors["raw"].mean()
         first = errors[methods[0]].mean() if methods else float("nan")

@@ -414,3 +414,20 @@ def test_examples_are_inline_crops_and_missing_images_are_reported(tmp_path):
     assert after == [p for p in before]
     assert sorted(p.name for p in (tmp_path / "reports").rglob("*") if p.is_file()) == sorted(p.name for p in paths)
     engine.dispose()
+
+
+def test_corrected_shares_lead_where_they_apply_and_raw_shares_say_why_elsewhere(rendered):
+    root = rendered["root"]
+    hero = pdf_text(report_paths(root, "Spring 2024", "Hero film")[1]).lower()  # card labels are upper case
+    assert "valence index, corrected" in hero and "corrected share" in hero and "raw share" in hero
+    assert "what it assumes:" in hero and "when not to trust it:" in hero
+    hostile = report_paths(root, "Spring 2024", HOSTILE)[0].read_text(encoding="utf-8")
+    assert "Raw shares, not corrected for the model&rsquo;s confusions: fewer than 15 faces" in hostile
+    assert "Corrected share</th>" not in hostile
+    summary = json.loads((root / "summary.json").read_text(encoding="utf-8"))
+    by_ad = {a["ad"]: a for a in summary["ads"]}
+    assert by_ad["Hero film"]["corrected"]["applied"] and by_ad["Hero film"]["shares"]["happy"] == 12 / 19
+    assert by_ad["Small"]["corrected"] is None  # hidden below --min-faces, as every distribution field
+    campaign = next(c for c in summary["campaigns"] if c["campaign"] == "Spring 2024")
+    assert campaign["corrected"]["method"] == "pacc"
+    assert sum(campaign["corrected"]["shares"].values()) == pytest.approx(1.0, abs=1e-5)
