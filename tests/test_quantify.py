@@ -4,7 +4,6 @@ row ``c`` of ``CONFUSION``, a matrix built like today's model (fear often taken 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import numpy as np
@@ -21,7 +20,7 @@ from emotion_batch.aggregate.correction import (
 )
 from emotion_batch.aggregate.quantify import ConfusionStats, correct_shares, estimate_shares, project_to_simplex
 from emotion_batch.exceptions import ConfigError, ReportError
-from emotion_batch.labels import EMOTIONS, NUM_CLASSES
+from emotion_batch.labels import NUM_CLASSES
 from emotion_batch.store.models import PROB_COLUMNS
 
 # rows: true class, columns: mean probability (angry, disgust, fear, happy, neutral, sad, surprise)

@@ -288,3 +288,15 @@ def test_share_statistics_are_measured_on_publictest_through_the_job_classifier(
     stats = ConfusionStats.from_dict(document["files"][0])
     assert np.allclose(stats.mean_probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert document["classes"] == list(EMOTIONS) and document["format"] == 1
+
+
+def test_model_stats_command_is_there_and_needs_the_data_folder(tmp_path):
+    from click.testing import CliRunner
+
+    from emotion_batch.cli import cli
+
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["model-stats", "--help"])
+    assert shown.exit_code == 0 and "PublicTest" in shown.output and "shares.json" in shown.output
+    missing = runner.invoke(cli, ["model-stats", "vgg_gap_small_v1", "--data", str(tmp_path / "none")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output

@@ -79,8 +79,8 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
     """Evaluate a run's best weights on PublicTest and PrivateTest and put the model into ``models_dir``.
 
     Beside the ``.keras`` file it writes ``<name>.shares.json`` (the PublicTest statistics the reports'
-    corrected shares need, ``training.share_stats``) and the dynamic-range quantized ``<name>.quant.tflite`` that the job
-    runs on CPUs (``classifier.LiteRTClassifier``), evaluated through the LiteRT interpreter; it is left
+    corrected shares need, ``training.share_stats``) and the dynamic-range quantized ``<name>.quant.tflite``
+    that the job runs on CPUs (``classifier.LiteRTClassifier``), evaluated through the LiteRT interpreter; it is left
     out (the job then runs the Keras file everywhere) when it loses more than ``max_quant_loss`` accuracy.
     ``flip_tta`` bundles the model with test-time flip averaging built in (``layers.with_flip_averaging``):
     every face is classified as the mean of it and its mirror image, at twice the arithmetic.
