@@ -50,8 +50,12 @@ def private_probabilities(model: str | None, backend: str) -> tuple[np.ndarray, 
     """PrivateTest labels and the job classifier's probabilities, cached by model id."""
     from emotion_batch.classifier import load_classifier, locate_model
 
+    from emotion_batch.aggregate.correction import manifest_temperature
+    from emotion_batch.classifier import bundled_models
+
     ref = locate_model(model, backend=backend)
-    cache = CACHE / f"privatetest-{ref.model_id.replace('@', '-')}.npz"
+    temperature = manifest_temperature(ref.model_id, bundled_models())  # probabilities change with it
+    cache = CACHE / f"privatetest-{ref.model_id.replace('@', '-')}-t{temperature}.npz"
     if cache.is_file():
         saved = np.load(cache)
         return saved["y"], saved["p"], ref.model_id

@@ -40,6 +40,7 @@ __all__ = [
     "headline_of",
     "share_estimate_rows",
     "load_share_statistics",
+    "manifest_temperature",
     "statistics_for",
 ]
 
@@ -103,8 +104,7 @@ def load_share_statistics(manifest: Optional[Mapping] = None,
                 if current is None or not model_id.startswith(f"{name}@"):
                     logger.info("%s: statistics of %s, which the manifest no longer holds", path.name, model_id)
                     continue
-                model, metrics = current
-                temperature = metrics.get("temperature", model.get("temperature"))
+                temperature = manifest_temperature(model_id, manifest)
                 if entry.get("temperature") != temperature:
                     logger.warning("%s: statistics of %s were measured at temperature %s, the manifest now says %s; "
                                    "run `emotion-batch model-stats %s` again", path.name, model_id,
@@ -114,6 +114,17 @@ def load_share_statistics(manifest: Optional[Mapping] = None,
         except (OSError, ValueError, KeyError, TypeError, AttributeError, ReportError) as exc:
             logger.warning("Model statistics %s cannot be read (%s); no correction for %s", path, exc, name)
     return found
+
+
+def manifest_temperature(model_id: str, manifest: Optional[Mapping]) -> Optional[float]:
+    """The temperature the manifest records for a model file (its own entry's, else its model's), or None.
+
+    The statistics of a file are measured at this temperature and used only while it stays the same."""
+    found = manifest_entry(model_id, manifest)
+    if found is None:
+        return None
+    model, metrics = found
+    return metrics.get("temperature", model.get("temperature"))
 
 
 def statistics_for(model_ids: Iterable[str], statistics: Mapping[str, ConfusionStats]) -> dict[str, ConfusionStats]:

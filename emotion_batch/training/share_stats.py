@@ -32,8 +32,12 @@ log = logging.getLogger(__name__)
 STATS_SPLIT = "valid"
 
 
-def classifier_statistics(classifier, faces, *, file_name: str) -> dict[str, Any]:
-    """The statistics of one job classifier (either backend) on labelled faces, as a ``files`` entry."""
+def classifier_statistics(classifier, faces, *, file_name: str, temperature: Optional[float] = None) -> dict[str, Any]:
+    """The statistics of one job classifier (either backend) on labelled faces, as a ``files`` entry.
+
+    ``temperature`` is the one the manifest records for the file (``correction.manifest_temperature``): the
+    reports use the statistics only while the manifest still says the same; by default the classifier's
+    own ``temperature`` attribute, if it has one."""
     probabilities = classifier.predict(faces.x)
     stats = ConfusionStats.from_predictions(faces.y, probabilities)
     name, _, _ = classifier.model_id.partition("@")
@@ -42,7 +46,7 @@ def classifier_statistics(classifier, faces, *, file_name: str) -> dict[str, Any
         "backend": classifier.backend,
         "file": file_name,
         "model_id": classifier.model_id,
-        "temperature": getattr(classifier, "temperature", None),
+        "temperature": temperature if temperature is not None else getattr(classifier, "temperature", None),
         "accuracy": round(accuracy, 4),
         **stats.to_dict(),
     }
@@ -85,9 +89,11 @@ def model_statistics(name: Optional[str], data: str | Path, *, backends: Sequenc
     Returns:
         The written path.
     """
-    from ..classifier import load_classifier, locate_model, resolve_model
+    from ..aggregate.correction import manifest_temperature
+    from ..classifier import bundled_models, load_classifier, locate_model, resolve_model
 
     info = resolve_model(name)
+    manifest = bundled_models()
     entries, faces, folder = [], {}, None
     for backend in backends:
         if backend == "litert" and info.litert is None:
@@ -97,7 +103,8 @@ def model_statistics(name: Optional[str], data: str | Path, *, backends: Sequenc
         key = (classifier.size, classifier.channels)
         if key not in faces:
             faces[key] = load_fer2013(data, split=STATS_SPLIT, size=classifier.size, channels=classifier.channels)
-        entries.append(classifier_statistics(classifier, faces[key], file_name=ref.path.name))
+        entries.append(classifier_statistics(classifier, faces[key], file_name=ref.path.name,
+                                             temperature=manifest_temperature(classifier.model_id, manifest)))
         folder = ref.path.parent
         log.info("%s (%s): PublicTest accuracy %.4f", classifier.model_id, backend, entries[-1]["accuracy"])
     if folder is None:
