@@ -246,7 +246,8 @@ def report(db, reports, min_faces, paper, examples, report_workers, campaign, ad
         click.echo(f"emotion-batch: {_reports_line(written, settings.reports)} ({written.seconds:.1f} s)")
 
 
-DATASET_CHOICES = ("faces", "images", "failed-images", "ad-summary", "campaign-summary", "daily-trend")
+DATASET_CHOICES = ("faces", "images", "failed-images", "ad-summary", "campaign-summary", "daily-trend",
+                   "share-estimates")
 
 
 def _confirm_removal(what: str, removed, yes: bool) -> None:
@@ -490,6 +491,29 @@ def bundle(run_dir, data, name, models_dir, command, make_default, flip_tta, cal
         raise _fail(exc) from exc
     click.echo(f"emotion-batch: bundled {name}: PrivateTest accuracy {metrics['accuracy']:.4f}, "
                f"macro-F1 {metrics['macro_f1']:.4f}, ECE {metrics['calibration']['ece']:.4f}")
+
+
+@cli.command("model-stats", context_settings=CONTEXT_SETTINGS)
+@click.argument("name", required=False)
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="FER2013 folder.")
+@click.option("--backend", "backends", type=click.Choice(["keras", "litert"]), multiple=True,
+              default=["keras", "litert"], show_default=True,
+              help="The model files to measure (each where the model has one).")
+def model_stats(name, data, backends) -> None:
+    """Measure what a bundled model does to each true class on FER2013 PublicTest (confusion matrix, mean
+    probabilities) and write models/NAME.shares.json: the statistics behind the reports' corrected shares.
+
+    NAME defaults to the manifest's default model. Run it again after retraining or recalibrating a model.
+    """
+    _setup_logging(1, False)
+    _quiet_tensorflow()
+    from .training.share_stats import model_statistics
+
+    try:
+        path = model_statistics(name, data, backends=backends)
+    except EmotionBatchError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"emotion-batch: wrote {path}")
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)

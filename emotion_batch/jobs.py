@@ -70,13 +70,20 @@ def run_job(settings: Settings, options: RunOptions, *, progress: Callable[[int]
 
 def render_reports(factory: sessionmaker, settings: Settings, *,
                    ads: list[tuple[str, str]] | None) -> "ReportsWritten":
-    """Render the reports of ``ads`` (all when None) with the options in ``settings``."""
+    """Render the reports of ``ads`` (all when None) with the options in ``settings``, then replace the rows of
+    ``ad_share_estimates`` with the shares they state (every shown ad and campaign of the database)."""
+    from .aggregate import share_estimate_rows
     from .reports import ReportOptions, render_reports as render
+    from .store.estimates import replace_share_estimates
 
     options = ReportOptions(min_faces=settings.min_faces, paper=settings.paper, examples=settings.examples,
                             workers=settings.report_workers)
     with factory() as session:
-        return render(session, Path(settings.reports), ads=ads, options=options)
+        written = render(session, Path(settings.reports), ads=ads, options=options)
+    if written.report_set is not None:
+        with factory.begin() as session:
+            replace_share_estimates(session, share_estimate_rows(written.report_set))
+    return written
 
 
 def report_job(settings: Settings, *, campaign: str | None = None, ad: str | None = None) -> "ReportsWritten":

@@ -7,6 +7,23 @@
 -- Constraint names follow one convention: pk_<table>, uq_<table>_<columns>,
 -- fk_<table>_<column>_<referred table>, ix_<table>_<column>.
 
+CREATE TABLE ad_share_estimates (
+	id SERIAL NOT NULL,
+	campaign VARCHAR(512) NOT NULL,
+	ad VARCHAR(512),
+	model_id TEXT NOT NULL,
+	method VARCHAR(16) NOT NULL,
+	class VARCHAR(16) NOT NULL,
+	share FLOAT NOT NULL,
+	lower FLOAT NOT NULL,
+	upper FLOAT NOT NULL,
+	faces INTEGER NOT NULL,
+	computed_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	CONSTRAINT pk_ad_share_estimates PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_ad_share_estimates_campaign_ad ON ad_share_estimates (campaign, ad);
+
 CREATE TABLE campaigns (
 	id SERIAL NOT NULL,
 	name VARCHAR(512) NOT NULL,

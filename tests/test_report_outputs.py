@@ -28,6 +28,7 @@ from PIL import Image
 from sqlalchemy import create_engine, text, update
 from sqlalchemy.orm import Session
 
+from emotion_batch.aggregate import ConfusionStats
 from emotion_batch.assets import asset_dir
 from emotion_batch.labels import EMOTIONS
 from emotion_batch.reports import ReportOptions, campaign_paths, render_ad_reports, render_reports, report_paths
@@ -56,6 +57,19 @@ MANIFEST = {
         }
     },
 }
+#: Validation statistics of the "tiny" model for the corrected shares: a fixed confusion (fear often taken for
+#: sad, disgust for angry), 500 validation faces per class, probabilities as from a Dirichlet of concentration 6.
+_MEANS = np.array([
+    [0.55, 0.04, 0.10, 0.04, 0.09, 0.14, 0.04], [0.25, 0.40, 0.08, 0.04, 0.06, 0.14, 0.03],
+    [0.12, 0.02, 0.40, 0.04, 0.10, 0.24, 0.08], [0.03, 0.01, 0.03, 0.82, 0.06, 0.03, 0.02],
+    [0.07, 0.01, 0.06, 0.07, 0.58, 0.19, 0.02], [0.09, 0.01, 0.09, 0.04, 0.14, 0.60, 0.03],
+    [0.04, 0.01, 0.10, 0.05, 0.03, 0.04, 0.73]])
+STATISTICS = {"tiny@0123456789ab": ConfusionStats(
+    counts=np.full(7, 500.0), confusion=np.round(_MEANS * 500) + np.diag(500 - np.round(_MEANS * 500).sum(axis=1)),
+    mean_probabilities=_MEANS,
+    covariance=np.stack([(np.diag(m) - np.outer(m, m)) / 7.0 for m in _MEANS]))}
+#: Hero film (19 faces) and the campaign (34) are corrected; the hostile ad (12) and "index" (10) fall back.
+CORRECTION_MIN_FACES = 15
 # (campaign, ad) -> images: (status, top emotions of its faces, hours after T0)
 PLAN = {
     ("Spring 2024", "Hero film"): [
@@ -115,7 +129,8 @@ def rendered(tmp_path_factory):
     try:
         with Session(engine) as session:
             written = render_reports(session, base / "reports", options=ReportOptions(
-                min_faces=10, generated_at=NOW, manifest=MANIFEST, workers=0))
+                min_faces=10, generated_at=NOW, manifest=MANIFEST, workers=0, statistics=STATISTICS,
+                correction_min_faces=CORRECTION_MIN_FACES))
     finally:
         logging.getLogger("weasyprint").removeHandler(handler)
         logging.getLogger("weasyprint").setLevel(old_level)
@@ -346,7 +361,8 @@ def test_letter_paper_and_a_process_pool_give_the_same_reports(rendered, tmp_pat
     from pypdf import PdfReader
 
     with Session(rendered["engine"]) as session:
-        options = ReportOptions(min_faces=10, generated_at=NOW, manifest=MANIFEST, paper="letter", workers=2)
+        options = ReportOptions(min_faces=10, generated_at=NOW, manifest=MANIFEST, paper="letter", workers=2,
+                                statistics=STATISTICS, correction_min_faces=CORRECTION_MIN_FACES)
         written = render_reports(session, tmp_path / "pool", ads=[("Spring 2024", "Hero film"),
                                                                   ("Spring 2024", "Small")], options=options)
     assert written.workers == 2
@@ -400,3 +416,20 @@ def test_examples_are_inline_crops_and_missing_images_are_reported(tmp_path):
     assert after == [p for p in before]
     assert sorted(p.name for p in (tmp_path / "reports").rglob("*") if p.is_file()) == sorted(p.name for p in paths)
     engine.dispose()
+
+
+def test_corrected_shares_lead_where_they_apply_and_raw_shares_say_why_elsewhere(rendered):
+    root = rendered["root"]
+    hero = pdf_text(report_paths(root, "Spring 2024", "Hero film")[1]).lower()  # card labels are upper case
+    assert "valence index, corrected" in hero and "corrected share" in hero and "raw share" in hero
+    assert "what it assumes:" in hero and "when not to trust it:" in hero
+    hostile = report_paths(root, "Spring 2024", HOSTILE)[0].read_text(encoding="utf-8")
+    assert "Raw shares, not corrected for the model&rsquo;s confusions: fewer than 15 faces" in hostile
+    assert "Corrected share</th>" not in hostile
+    summary = json.loads((root / "summary.json").read_text(encoding="utf-8"))
+    by_ad = {a["ad"]: a for a in summary["ads"]}
+    assert by_ad["Hero film"]["corrected"]["applied"] and by_ad["Hero film"]["shares"]["happy"] == 12 / 19
+    assert by_ad["Small"]["corrected"] is None  # hidden below --min-faces, as every distribution field
+    campaign = next(c for c in summary["campaigns"] if c["campaign"] == "Spring 2024")
+    assert campaign["corrected"]["method"] == "pacc"
+    assert sum(campaign["corrected"]["shares"].values()) == pytest.approx(1.0, abs=1e-5)

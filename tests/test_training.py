@@ -271,3 +271,36 @@ def test_evaluate_command_reports_the_metrics_it_computes(tmp_path, tiny_model_f
     assert written["calibration"]["ece"] == pytest.approx(expected["calibration"]["ece"])
     assert written["calibration"]["count"] == expected["calibration"]["count"]
     assert "Reliability diagram" in (out / "evaluation.html").read_text()
+
+
+def test_share_statistics_are_measured_on_publictest_through_the_job_classifier(tmp_path, tiny_classifier):
+    from emotion_batch.aggregate.quantify import ConfusionStats
+    from emotion_batch.training.data import load_fer2013
+    from emotion_batch.training.share_stats import STATS_SPLIT, classifier_statistics, write_model_statistics
+
+    assert STATS_SPLIT == "valid"  # PublicTest: PrivateTest stays the untouched test split
+    data = _fake_fer(tmp_path, n_per_split=28)
+    faces = load_fer2013(data, split=STATS_SPLIT)
+    entry = classifier_statistics(tiny_classifier, faces, file_name="tiny.keras")
+    expected = classification_report(faces.y, tiny_classifier.predict(faces.x))
+    assert entry["model_id"] == tiny_classifier.model_id and entry["backend"] == "keras"
+    assert entry["confusion"] == expected["confusion_matrix"]
+    assert entry["counts"] == [4] * len(EMOTIONS)
+    path = write_model_statistics(tmp_path / "tiny.shares.json", name="tiny", entries=[entry], data="fake",
+                                  command="test")
+    document = json.loads(path.read_text())
+    stats = ConfusionStats.from_dict(document["files"][0])
+    assert np.allclose(stats.mean_probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert document["classes"] == list(EMOTIONS) and document["format"] == 1
+
+
+def test_model_stats_command_is_there_and_needs_the_data_folder(tmp_path):
+    from click.testing import CliRunner
+
+    from emotion_batch.cli import cli
+
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["model-stats", "--help"])
+    assert shown.exit_code == 0 and "PublicTest" in shown.output and "shares.json" in shown.output
+    missing = runner.invoke(cli, ["model-stats", "vgg_gap_small_v1", "--data", str(tmp_path / "none")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output

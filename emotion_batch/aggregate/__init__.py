@@ -4,12 +4,24 @@
   the image times, as typed polars frames;
 - ``tables``: per-ad and per-campaign summaries, valence, Wilson intervals, percentile ranks (norms),
   classifier confidence, trends and example faces, as pure functions of those frames;
+- ``quantify``: shares corrected for the classifier's confusion (PACC, ACC, EM) with bootstrap intervals;
+- ``correction``: the models' validation statistics (``models/<name>.shares.json``) applied per ad and
+  per campaign;
 - ``report_data``: what each ad and campaign report shows, assembled from the tables.
 
 The analyst views ``ad_emotion_summary``, ``campaign_emotion_summary`` and ``daily_emotion_trend`` compute
 the same numbers in SQL (``tests/test_sql_analytics.py``).
 """
 
+from .correction import (
+    CORRECTION_METHOD,
+    CORRECTION_MIN_FACES,
+    Correction,
+    Headline,
+    corrections,
+    load_share_statistics,
+    share_estimate_rows,
+)
 from .frames import (
     FACE_SCHEMA,
     IMAGE_SCHEMA,
@@ -34,6 +46,7 @@ from .report_data import (
     load_report_set,
     select_ads,
 )
+from .quantify import ConfusionStats, ShareEstimate, correct_shares, estimate_shares
 from .tables import (
     CI_METHOD,
     CONFIDENCE_BINS,
@@ -63,17 +76,23 @@ __all__ = [
     "AdReportData",
     "CI_METHOD",
     "CONFIDENCE_BINS",
+    "CORRECTION_METHOD",
+    "CORRECTION_MIN_FACES",
     "CampaignReportData",
     "Comparison",
     "Confidence",
+    "ConfusionStats",
+    "Correction",
     "ExampleFace",
     "FACE_SCHEMA",
     "FAILED_STATUSES",
+    "Headline",
     "IMAGE_SCHEMA",
     "IMAGE_TIMES_SCHEMA",
     "IMAGE_TIMES_SQL",
     "METRICS",
     "ReportSet",
+    "ShareEstimate",
     "TIME_SOURCES",
     "TrendPoint",
     "VALENCE_NEGATIVE",
@@ -87,13 +106,18 @@ __all__ = [
     "capture_trend",
     "confidence_histogram",
     "confidence_summary",
+    "correct_shares",
+    "corrections",
     "daily_trend",
+    "estimate_shares",
     "load_faces",
     "load_image_times",
     "load_images",
     "load_report_set",
+    "load_share_statistics",
     "percentile_ranks",
     "select_ads",
+    "share_estimate_rows",
     "suppress_small_ads",
     "top_faces",
     "valence",

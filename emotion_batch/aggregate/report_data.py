@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 
 from ..exceptions import ConfigError, ReportError
 from ..labels import EMOTIONS
+from .correction import CORRECTION_MIN_FACES, Correction, Headline, corrections, headline_of
+from .quantify import ConfusionStats
 from .frames import _KEY, _check_ads, _to_utc, load_faces, load_image_times, load_images
 from .tables import (
     CI_METHOD,
@@ -84,6 +86,7 @@ class Comparison:
         campaign_valence: the campaign's pooled valence (None when suppressed or without faces).
         norm_ads: ads in the database with at least the minimum group size of faces: the norm.
         percentiles: percentile rank (0-100) of this ad among the norm, per metric in ``METRICS``.
+        campaign_correction: the campaign's corrected shares (None when suppressed).
     """
 
     campaign_faces: int
@@ -93,6 +96,7 @@ class Comparison:
     campaign_valence: Optional[float]
     norm_ads: int
     percentiles: dict[str, Optional[float]]
+    campaign_correction: Optional[Correction] = None
 
     @property
     def few_norm_ads(self) -> bool:
@@ -109,6 +113,7 @@ class Comparison:
             "campaign_valence": self.campaign_valence,
             "norm_ads": self.norm_ads,
             "percentiles": self.percentiles,
+            "campaign_corrected": self.campaign_correction.to_dict() if self.campaign_correction else None,
         }
 
 
@@ -168,9 +173,13 @@ class AdReportData:
 
     When ``suppressed`` is true (fewer than ``min_faces`` faces) the distribution fields
     (``emotion_counts``, ``shares``, ``mean_probabilities``, ``dominant_emotion``, ``intervals``,
-    ``valence``, ``valence_interval``, ``comparison``, ``confidence``, ``trend``, ``examples``) are
-    ``None`` or empty so that no renderer or export can show them by mistake; the image and face counts
-    and the period stay.
+    ``valence``, ``valence_interval``, ``comparison``, ``confidence``, ``trend``, ``examples``,
+    ``correction``) are ``None`` or empty so that no renderer or export can show them by mistake; the
+    image and face counts and the period stay.
+
+    ``shares`` and ``intervals`` are the raw shares (faces whose top expression is the class) and their
+    Wilson intervals; ``correction`` holds the shares corrected for the classifier's confusion, the
+    headline of the reports where it is applied (``headline``).
     """
 
     campaign: str
@@ -199,6 +208,12 @@ class AdReportData:
     confidence: Optional[Confidence] = None
     trend: tuple[TrendPoint, ...] = ()
     examples: tuple[ExampleFace, ...] = ()
+    correction: Optional[Correction] = None
+
+    @property
+    def headline(self) -> Optional[Headline]:
+        """The shares the report leads with: corrected where the correction applies, raw otherwise."""
+        return headline_of(self)
 
     @property
     def suppression_reason(self) -> Optional[str]:
@@ -256,6 +271,7 @@ class AdReportData:
             "comparison": self.comparison.to_dict() if self.comparison else None,
             "confidence": self.confidence.to_dict() if self.confidence else None,
             "trend": [p.to_dict() for p in self.trend],
+            "corrected": self.correction.to_dict() if self.correction else None,
         }
 
 
@@ -286,6 +302,12 @@ class CampaignReportData:
     valence: Optional[float]
     valence_interval: Optional[tuple[float, float]]
     dominant_emotion: Optional[str]
+    correction: Optional[Correction] = None
+
+    @property
+    def headline(self) -> Optional[Headline]:
+        """The shares the report leads with: corrected where the correction applies, raw otherwise."""
+        return headline_of(self)
 
     @property
     def shown_ads(self) -> tuple[AdReportData, ...]:
@@ -330,6 +352,7 @@ class CampaignReportData:
             "valence": self.valence,
             "valence_interval": _pair(self.valence_interval),
             "dominant_emotion": self.dominant_emotion,
+            "corrected": self.correction.to_dict() if self.correction else None,
             "suppressed_ads": [a.ad for a in self.suppressed_ads],
             "rankings": {m: [a.ad for a in self.ranking(m)] for m in METRICS},
         }
@@ -399,6 +422,8 @@ def build_report_set(
     min_faces: int = 10,
     generated_at: Optional[dt.datetime] = None,
     examples_per_emotion: int = 0,
+    statistics: Optional[Mapping[str, ConfusionStats]] = None,
+    correction_min_faces: int = CORRECTION_MIN_FACES,
 ) -> ReportSet:
     """Assemble what every ad and campaign report shows from the frames.
 
@@ -413,6 +438,9 @@ def build_report_set(
         min_faces: the minimum group size below which distributions are suppressed.
         generated_at: the report time (UTC); now when omitted.
         examples_per_emotion: how many of the most confident faces per expression to locate (0: none).
+        statistics: the models' validation statistics by model id (``correction.load_share_statistics``)
+            for the corrected shares; None or empty: every shown group keeps its raw shares, saying why.
+        correction_min_faces: below this many faces a group keeps its raw shares.
 
     Returns:
         The ``ReportSet``: ads sorted by campaign and ad, campaigns by name.
@@ -441,6 +469,7 @@ def build_report_set(
     histogram = _grouped(confidence_histogram(faces_df), _KEY)
     confidence = {(r["campaign"], r["ad"]): r for r in confidence_summary(faces_df).iter_rows(named=True)}
     times = _time_table(times_df)
+    corrected_ads, corrected_campaigns = corrections(faces_df, statistics or {}, min_faces=correction_min_faces)
     trends: dict[tuple, list[dict]] = {}
     examples: dict[tuple, list[dict]] = {}
     if times_df is not None:
@@ -478,6 +507,7 @@ def build_report_set(
                 campaign_shares=_per_emotion(camp, "share") if camp_shown else None,
                 campaign_valence=camp["valence"] if camp_shown else None, norm_ads=norm_ads,
                 percentiles={"valence": row["pct_valence"], **{e: row[f"pct_share_{e}"] for e in EMOTIONS}},
+                campaign_correction=corrected_campaigns.get(row["campaign"]) if camp_shown else None,
             ) if shown else None,
             confidence=Confidence(
                 bins=tuple((b["low"], b["high"], b["faces"]) for b in histogram[key]),
@@ -496,6 +526,7 @@ def build_report_set(
                             probability=x["probability"], run_root=x["run_root"])
                 for x in examples.get(key, ())
             ) if shown else (),
+            correction=corrected_ads.get(key) if shown else None,
         ))
 
     by_campaign: dict[str, list[AdReportData]] = {}
@@ -520,6 +551,7 @@ def build_report_set(
             valence=camp["valence"] if shown else None,
             valence_interval=valence_interval(_per_emotion(camp, "count")) if shown else None,
             dominant_emotion=camp["dominant_emotion"] if shown else None,
+            correction=corrected_campaigns.get(name) if shown else None,
         ))
     return ReportSet(generated_at=generated_at, min_faces=min_faces, norm_ads=norm_ads, ads=tuple(ads),
                      campaigns=tuple(campaign_data))
@@ -531,6 +563,8 @@ def load_report_set(
     min_faces: int = 10,
     generated_at: Optional[dt.datetime] = None,
     examples_per_emotion: int = 0,
+    statistics: Optional[Mapping[str, ConfusionStats]] = None,
+    correction_min_faces: int = CORRECTION_MIN_FACES,
 ) -> ReportSet:
     """Read every ad of the database and return the ``ReportSet`` (database-wide norms).
 
@@ -539,10 +573,13 @@ def load_report_set(
         min_faces: the minimum group size below which distributions are suppressed.
         generated_at: the report time (UTC); now when omitted.
         examples_per_emotion: how many of the most confident faces per expression to locate (0: none).
+        statistics: validation statistics by model id for the corrected shares (see ``build_report_set``).
+        correction_min_faces: below this many faces a group keeps its raw shares.
     """
     return build_report_set(load_faces(session), load_images(session), load_image_times(session),
                             min_faces=min_faces, generated_at=generated_at,
-                            examples_per_emotion=examples_per_emotion)
+                            examples_per_emotion=examples_per_emotion, statistics=statistics,
+                            correction_min_faces=correction_min_faces)
 
 
 def ad_reports_from_frames(

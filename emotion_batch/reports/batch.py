@@ -37,6 +37,7 @@ from ..aggregate import (
     ReportSet,
     TIME_SOURCES,
     load_report_set,
+    load_share_statistics,
     select_ads,
 )
 from ..exceptions import ReportError
@@ -79,6 +80,7 @@ class ReportsWritten:
         index: ``index.html``, ``summary.json``, ``summary.csv``, ``campaigns.csv``.
         seconds: wall time of the whole rendering.
         workers: rendering processes used (0: in this process).
+        report_set: every number the reports state (for ``ad_share_estimates``); None when nothing ran.
     """
 
     ads: list[Path] = field(default_factory=list)
@@ -86,6 +88,7 @@ class ReportsWritten:
     index: list[Path] = field(default_factory=list)
     seconds: float = 0.0
     workers: int = 0
+    report_set: Optional[ReportSet] = None
 
     @property
     def all(self) -> list[Path]:
@@ -188,6 +191,24 @@ def _distribution_columns(group: AdReportData | CampaignReportData) -> dict[str,
     for e in EMOTIONS:
         row[f"ci_low_{e}"] = group.intervals[e][0] if group.intervals else None
         row[f"ci_high_{e}"] = group.intervals[e][1] if group.intervals else None
+    return {**row, **_corrected_columns(group)}
+
+
+def _corrected_columns(group: AdReportData | CampaignReportData) -> dict[str, Any]:
+    """corrected (applied or not), its method and note, corrected_share_, corrected_low_ and corrected_high_
+    of every emotion and the corrected valence with its interval (None where not applied or hidden)."""
+    c = group.correction
+    done = c is not None and c.applied
+    row: dict[str, Any] = {"corrected": done if c is not None else None, "corrected_method": c.method if c else None,
+                           "corrected_note": c.note if c else None}
+    for e in EMOTIONS:
+        row[f"corrected_share_{e}"] = c.shares[e] if done else None
+    for e in EMOTIONS:
+        row[f"corrected_low_{e}"] = c.intervals[e][0] if done else None
+        row[f"corrected_high_{e}"] = c.intervals[e][1] if done else None
+    row["corrected_valence"] = c.valence if done else None
+    row["corrected_valence_low"] = c.valence_interval[0] if done else None
+    row["corrected_valence_high"] = c.valence_interval[1] if done else None
     return row
 
 
@@ -270,8 +291,12 @@ def _prepare(session: Session, reports_dir: PathLike, ads, options: ReportOption
     for name in names:  # a missing template fails here, before any work
         template(env, name)
     manifest = options.manifest if options.manifest is not None else load_manifest()
+    statistics = options.statistics
+    if statistics is None:
+        statistics = load_share_statistics(manifest or {})
     report_set = load_report_set(session, min_faces=options.min_faces, generated_at=options.generated_at,
-                                 examples_per_emotion=options.examples_per_emotion if options.examples else 0)
+                                 examples_per_emotion=options.examples_per_emotion if options.examples else 0,
+                                 statistics=statistics, correction_min_faces=options.correction_min_faces)
     root = Path(reports_dir)
     root.mkdir(parents=True, exist_ok=True)
     return report_set, select_ads(report_set, ads), manifest, root
@@ -324,7 +349,7 @@ def render_reports(
         html_path.parent.mkdir(exist_ok=True)
         tasks.insert(0, ("campaign", camp, html_path, pdf_path))  # the longest tasks first
     results, workers = _run(tasks, options, manifest, names)
-    written = ReportsWritten(workers=workers)
+    written = ReportsWritten(workers=workers, report_set=report_set)
     for task, (html_path, pdf_path) in zip(tasks, results):
         (written.ads if task[0] == "ad" else written.campaigns).extend([html_path, pdf_path])
     written.campaigns = sorted(written.campaigns, key=lambda p: (p.parent.name, p.suffix))

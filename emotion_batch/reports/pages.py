@@ -19,6 +19,8 @@ from markupsafe import Markup
 
 from ..aggregate import (
     CI_METHOD,
+    CORRECTION_METHOD,
+    CORRECTION_MIN_FACES,
     METRICS,
     VALENCE_NEGATIVE,
     VALENCE_POSITIVE,
@@ -26,6 +28,7 @@ from ..aggregate import (
     CampaignReportData,
     ReportSet,
 )
+from ..aggregate.correction import CORRECTION_METHOD_NAMES
 from ..exceptions import ConfigError
 from ..labels import EMOTIONS
 from .charts import (
@@ -60,6 +63,9 @@ class ReportOptions:
         templates_dir: folder with the templates and ``report.css``; the shipped ones by default.
         generated_at: the time printed on the reports (UTC); now when None.
         manifest: the model manifest the reliability appendix reads; None reads the bundled one.
+        statistics: the models' validation statistics by model id for the corrected shares; None reads the
+            bundled ``models/<name>.shares.json`` of the models in ``manifest``.
+        correction_min_faces: below this many faces a group's reports lead with the raw shares.
     """
 
     min_faces: int = 10
@@ -70,6 +76,8 @@ class ReportOptions:
     templates_dir: Optional[str] = None
     generated_at: Optional[dt.datetime] = None
     manifest: Optional[Mapping] = None
+    statistics: Optional[Mapping[str, Any]] = None
+    correction_min_faces: int = CORRECTION_MIN_FACES
 
     def validate(self) -> "ReportOptions":
         """Return self after checking every field.
@@ -79,7 +87,7 @@ class ReportOptions:
         """
         if self.paper not in PAPER_SIZES:
             raise ConfigError(f"paper must be one of {list(PAPER_SIZES)}. Received: paper={self.paper!r}")
-        for name, low in (("min_faces", 1), ("examples_per_emotion", 1)):
+        for name, low in (("min_faces", 1), ("examples_per_emotion", 1), ("correction_min_faces", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"{name} must be an integer >= {low}. Received: {name}={value!r}")
@@ -105,6 +113,8 @@ def _common(options: ReportOptions, generated_at: dt.datetime, model_ids: Sequen
         "valence_negative": [EMOTION_LABELS[e] for e in VALENCE_NEGATIVE],
         "reliability": model_reliability(model_ids, manifest),
         "emotions": list(EMOTIONS),
+        "correction_min_faces": options.correction_min_faces,
+        "correction_method_name": CORRECTION_METHOD_NAMES[CORRECTION_METHOD],
     }
 
 
@@ -120,8 +130,10 @@ def ad_context(data: AdReportData, options: ReportOptions, manifest: Optional[Ma
     """Everything ``ad_report.html`` shows of one ad."""
     rows: list[dict] = []
     charts: dict[str, Optional[Markup]] = {"distribution": None, "confidence": None, "trend": None}
-    if not data.suppressed:
+    head = data.headline
+    if head is not None:
         comparison = data.comparison
+        corrected = data.correction if head.corrected else None
         for e in EMOTIONS:
             rows.append({
                 "name": e,
@@ -129,13 +141,18 @@ def ad_context(data: AdReportData, options: ReportOptions, manifest: Optional[Ma
                 "count": data.emotion_counts[e],
                 "share": data.shares[e],
                 "ci": data.intervals[e] if data.intervals else None,
+                "corrected_share": corrected.shares[e] if corrected else None,
+                "corrected_ci": corrected.intervals[e] if corrected else None,
                 "mean_probability": data.mean_probabilities[e],
                 "campaign_share": comparison.campaign_shares[e] if comparison and comparison.campaign_shares else None,
                 "percentile": comparison.percentiles.get(e) if comparison else None,
             })
         reference = comparison.campaign_shares if comparison and comparison.campaign_shares else None
-        charts["distribution"] = _svg(emotion_chart_svg(data.shares, highlight=data.dominant_emotion,
-                                                        intervals=data.intervals, reference=reference))
+        if head.corrected:  # the campaign's corrected shares beside the ad's, or none
+            camp = comparison.campaign_correction if comparison else None
+            reference = camp.shares if camp is not None and camp.applied else None
+        charts["distribution"] = _svg(emotion_chart_svg(head.shares, highlight=head.dominant_emotion,
+                                                        intervals=head.intervals, reference=reference))
         if data.confidence is not None:
             charts["confidence"] = _svg(confidence_chart_svg(data.confidence.bins))
         if len(data.trend) >= 2:
@@ -152,7 +169,9 @@ def ad_context(data: AdReportData, options: ReportOptions, manifest: Optional[Ma
         "emotions": rows,
         "chart_svg": charts["distribution"],
         "charts": charts,
-        "dominant_label": EMOTION_LABELS.get(data.dominant_emotion or ""),
+        "headline": head,
+        "reference_shown": reference is not None if head is not None else False,
+        "dominant_label": EMOTION_LABELS.get(head.dominant_emotion if head else ""),
         "running_title": running_title(data.campaign, data.ad),
         "examples_requested": options.examples,
         "examples": examples,
@@ -196,9 +215,9 @@ def campaign_context(data: CampaignReportData, options: ReportOptions,
                                                      [a.valence_interval for a in part], reference=data.valence)))
         mix_charts.append(_svg(mix_chart_svg([display_name(a.ad) for a in part], [a.shares for a in part])))
     distribution = None
-    if not data.suppressed:
-        distribution = _svg(emotion_chart_svg(data.shares, highlight=data.dominant_emotion,
-                                              intervals=data.intervals))
+    head = data.headline
+    if head is not None:
+        distribution = _svg(emotion_chart_svg(head.shares, highlight=head.dominant_emotion, intervals=head.intervals))
     return {
         **_common(options, data.generated_at, data.model_ids, manifest),
         "data": data,
@@ -207,7 +226,8 @@ def campaign_context(data: CampaignReportData, options: ReportOptions,
         "valence_charts": valence_charts,
         "mix_charts": mix_charts,
         "distribution_svg": distribution,
-        "dominant_label": EMOTION_LABELS.get(data.dominant_emotion or ""),
+        "headline": head,
+        "dominant_label": EMOTION_LABELS.get(head.dominant_emotion if head else ""),
         "running_title": running_title(data.campaign),
     }
 

@@ -165,3 +165,29 @@ class FaceRow(Base):
     p_surprise: Mapped[float] = mapped_column(Float)
     top_emotion: Mapped[str] = mapped_column(String(16))
     model_id: Mapped[str] = mapped_column(String(128))
+
+
+#: Values of ``ad_share_estimates.method``: the raw shares, and the corrections of ``aggregate.quantify``.
+ESTIMATE_METHODS = ("raw", "pacc", "acc", "em")
+
+
+class ShareEstimateRow(Base):
+    """One expression share of an ad (or, with ``ad`` null, of a whole campaign) as the last reports stated
+    it: raw (faces whose top expression is the class, Wilson interval) or corrected for the classifier's
+    confusion (``method``, bootstrap interval). Written at report time, replacing the previous report's rows;
+    groups below the minimum group size have no rows."""
+
+    __tablename__ = "ad_share_estimates"
+    __table_args__ = (Index("ix_ad_share_estimates_campaign_ad", "campaign", "ad"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(512))
+    ad: Mapped[Optional[str]] = mapped_column(String(512))
+    model_id: Mapped[str] = mapped_column(Text)
+    method: Mapped[str] = mapped_column(String(16))
+    emotion: Mapped[str] = mapped_column("class", String(16))
+    share: Mapped[float] = mapped_column(Float)
+    lower: Mapped[float] = mapped_column(Float)
+    upper: Mapped[float] = mapped_column(Float)
+    faces: Mapped[int] = mapped_column(Integer)
+    computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

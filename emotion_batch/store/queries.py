@@ -20,10 +20,10 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from ..exceptions import ConfigError
 from ..labels import EMOTIONS
-from .models import Ad, Campaign, FaceRow, ImageRow, PROB_COLUMNS
+from .models import Ad, Campaign, FaceRow, ImageRow, PROB_COLUMNS, ShareEstimateRow
 
-#: What ``export`` can write, each the rows of one view.
-DATASETS = ("faces", "images", "failed-images", "ad-summary", "campaign-summary", "daily-trend")
+#: What ``export`` can write, each the rows of one view (``share-estimates``: of the table ``ad_share_estimates``).
+DATASETS = ("faces", "images", "failed-images", "ad-summary", "campaign-summary", "daily-trend", "share-estimates")
 #: Emotions counted as positive and negative in valence (the same as ``aggregate.VALENCE_*``).
 POSITIVE = ("happy",)
 NEGATIVE = ("angry", "disgust", "fear", "sad")
@@ -293,6 +293,24 @@ def daily_trend_select(filters: Filters = Filters()) -> Select:
     )
 
 
+def share_estimates_select(filters: Filters = Filters()) -> Select:
+    """The rows of ``ad_share_estimates`` (the shares the last reports stated), ``ad`` null for a whole
+    campaign; ``--campaign`` and ``--ad`` apply, a time range does not (the estimates cover every face).
+
+    Raises:
+        ConfigError: ``since`` or ``until`` is given.
+    """
+    if filters.since is not None or filters.until is not None:
+        raise ConfigError("share-estimates cover every face of an ad; since and until do not apply to them. "
+                          f"Received: since={filters.since}, until={filters.until}")
+    e = ShareEstimateRow.__table__
+    conds = ([e.c.campaign.in_(filters.campaigns)] if filters.campaigns else []) + (
+        [e.c.ad.in_(filters.ads)] if filters.ads else [])
+    return (select(e.c.campaign, e.c.ad, e.c.model_id, e.c.method, e.c["class"], e.c.share, e.c.lower, e.c.upper,
+                   e.c.faces, e.c.computed_at)
+            .where(*conds).order_by(e.c.campaign, e.c.ad.is_not(None), e.c.ad, e.c.method, e.c.id))
+
+
 _SELECTS = {
     "faces": faces_select,
     "images": images_select,
@@ -300,6 +318,7 @@ _SELECTS = {
     "ad-summary": ad_summary_select,
     "campaign-summary": campaign_summary_select,
     "daily-trend": daily_trend_select,
+    "share-estimates": share_estimates_select,
 }
 
 

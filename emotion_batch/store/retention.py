@@ -16,7 +16,7 @@ from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from ..exceptions import ConfigError
-from .models import Ad, Campaign, FaceRow, ImageRow, Run
+from .models import Ad, Campaign, FaceRow, ImageRow, Run, ShareEstimateRow
 
 _AGE = re.compile(r"^\s*(\d+)\s*([hdw])\s*$")
 AGE_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
@@ -123,4 +123,9 @@ def delete_results(session: Session, *, campaign: str | None = None, ad: str | N
         removed.ads = _run(session, delete(Ad).where(Ad.id.in_(ad_ids)))
     if ad is None:
         removed.campaigns = _run(session, delete(Campaign).where(Campaign.name == campaign))
+    # the shares the reports stated about what was erased (and the campaign figures that pooled it)
+    for name in {c for _, c in found} | ({campaign} if ad is None else set()):
+        rows = ShareEstimateRow.campaign == name
+        session.execute(delete(ShareEstimateRow).where(rows if ad is None else rows & (
+            (ShareEstimateRow.ad == ad) | ShareEstimateRow.ad.is_(None))))
     return removed

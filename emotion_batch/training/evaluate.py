@@ -57,13 +57,30 @@ def jsonable(report: dict[str, Any]) -> dict[str, Any]:
 MAX_QUANT_LOSS = 0.005
 
 
+def _write_share_statistics(models: Path, *, name: str, model, sha: str, quant, valid: FaceSet, data,
+                            command: str) -> Path:
+    """``<name>.shares.json``: the PublicTest statistics of the bundled Keras file and of its LiteRT file
+    (``training.share_stats``), measured through the job's classifiers."""
+    from ..classifier import Classifier
+    from .share_stats import classifier_statistics, write_model_statistics
+
+    entries = [classifier_statistics(Classifier(model, model_id=f"{name}@{sha[:12]}", batch_size=512), valid,
+                                     file_name=f"{name}.keras")]
+    if quant is not None:
+        entries.append(classifier_statistics(quant, valid, file_name=f"{name}.quant.tflite"))
+    return write_model_statistics(models / f"{name}.shares.json", name=name, entries=entries,
+                                  data=f"FER2013 PublicTest ({len(valid)} faces, original labels)",
+                                  command=command or f"emotion-batch bundle ... --data {data}")
+
+
 def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path, name: str, command: str,
                make_default: bool = True, max_quant_loss: float = MAX_QUANT_LOSS,
                flip_tta: bool = False, calibrate: bool = False) -> dict[str, Any]:
     """Evaluate a run's best weights on PublicTest and PrivateTest and put the model into ``models_dir``.
 
-    Beside the ``.keras`` file it writes the dynamic-range quantized ``<name>.quant.tflite`` that the job
-    runs on CPUs (``classifier.LiteRTClassifier``), evaluated through the LiteRT interpreter; it is left
+    Beside the ``.keras`` file it writes ``<name>.shares.json`` (the PublicTest statistics the reports'
+    corrected shares need, ``training.share_stats``) and the dynamic-range quantized ``<name>.quant.tflite``
+    that the job runs on CPUs (``classifier.LiteRTClassifier``), evaluated through the LiteRT interpreter; it is left
     out (the job then runs the Keras file everywhere) when it loses more than ``max_quant_loss`` accuracy.
     ``flip_tta`` bundles the model with test-time flip averaging built in (``layers.with_flip_averaging``):
     every face is classified as the mean of it and its mirror image, at twice the arithmetic.
@@ -124,6 +141,8 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
                       {"PrivateTest accuracy with flip TTA (not used by the job)":
                        f"{evaluate(model, test, flip_tta=True)['accuracy']:.4f}"}))
     (models / f"{name}.metrics.json").write_text(json.dumps(jsonable(test_metrics), indent=2) + "\n")
+    _write_share_statistics(models, name=name, model=model, sha=sha, quant=quant if litert else None,
+                            valid=valid, data=data, command=command)
     update_manifest(models, name=name, file_name=file_name, sha256=sha, size=size, channels=channels, card=card,
                     metrics=test_metrics, make_default=make_default, litert=litert,
                     temperature=temperature if calibrate else None)
