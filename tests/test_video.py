@@ -242,3 +242,173 @@ def test_two_sidecars_for_one_video_are_refused(tmp_path):
 def test_parse_sidecar_accepts_integers_and_bytes():
     assert parse_sidecar(b'{"ad_offset_s": 3}', name="x.json") == 3.0
     assert math.isclose(parse_sidecar('{"ad_offset_s": 0.25}', name="x.json"), 0.25)
+
+
+# ---- tracking: the viewer's face across frames ----
+
+from emotion_batch.faces.base import Face  # noqa: E402
+from emotion_batch.video.tracking import link_tracks, viewer_track  # noqa: E402
+
+
+def _face(x, y, side, score=0.9):
+    return Face(float(x), float(y), float(side), float(side), score)
+
+
+def test_tracks_link_moving_faces_and_tolerate_short_gaps():
+    viewer = [_face(100 + 3 * i, 80, 120) for i in range(12)]
+    frames = [[f] for f in viewer]
+    frames[4] = frames[5] = []  # the detector missed two frames
+    tracks = link_tracks(frames, max_gap=2)
+    assert len(tracks) == 1 and [p for p, _ in tracks[0].members] == [0, 1, 2, 3, 6, 7, 8, 9, 10, 11]
+    assert len(link_tracks(frames, max_gap=1)) == 2  # a gap longer than allowed starts a new track
+
+
+def test_the_viewer_is_the_largest_steadiest_track_and_others_are_only_counted():
+    frames = []
+    for i in range(20):
+        faces = [_face(200, 100, 150)]  # the viewer, large and always there
+        if 5 <= i < 8:
+            faces.append(_face(20, 20, 260))  # someone passing close to the camera: larger, briefly
+        if i % 2 == 0:
+            faces.append(_face(500, 300, 40))  # a face on a poster behind, small
+        frames.append(sorted(faces, key=lambda f: f.x))  # detectors sort left to right
+    viewer = viewer_track(frames)
+    assert all(frames[p][k].x == 200 for p, k in viewer.faces.items()) and len(viewer.faces) == 20
+    assert viewer.tracks == 3 and viewer.other_faces == 3 + 10
+
+
+def test_a_viewer_who_leaves_and_comes_back_is_one_viewer():
+    frames = [[_face(200, 100, 150)] for _ in range(10)] + [[] for _ in range(10)] + \
+             [[_face(210, 105, 150)] for _ in range(10)]
+    frames[25].append(_face(600, 100, 60))  # another face elsewhere during the second part
+    viewer = viewer_track(frames, max_gap=3)
+    assert sorted(viewer.faces) == list(range(10)) + list(range(20, 30))
+    assert viewer.tracks == 3 and viewer.other_faces == 1
+
+
+def test_tracking_without_faces_and_bad_settings():
+    assert viewer_track([[], []]).faces == {}
+    with pytest.raises(ConfigError, match="min_iou must be in"):
+        link_tracks([], min_iou=0)
+    with pytest.raises(ConfigError, match="max_gap must be an integer"):
+        link_tracks([], max_gap=-1)
+
+
+# ---- the per-video analysis: a fake detector and classifier that read what the test drew ----
+
+from emotion_batch.labels import EMOTIONS  # noqa: E402
+from emotion_batch.video.analysis import analyze_video  # noqa: E402
+
+#: the grey level a drawn "face" has for each expression the fake classifier reads back
+LEVELS = {"happy": 230, "neutral": 150, "surprise": 190, "sad": 110}
+
+
+class SquareDetector:
+    """Finds bright squares on a black background (every connected region above 60)."""
+
+    name = "squares"
+
+    def detect(self, rgb):
+        from scipy import ndimage
+
+        labels, _ = ndimage.label(rgb[:, :, 0] > 60)
+        faces = []
+        for region in ndimage.find_objects(labels):
+            ys, xs = region
+            faces.append(Face(float(xs.start), float(ys.start), float(xs.stop - xs.start),
+                              float(ys.stop - ys.start), 0.99))
+        return sorted(faces, key=lambda f: f.x)
+
+
+class LevelClassifier:
+    """Puts 0.9 on the expression whose level is nearest to the crop's centre; counts its batches."""
+
+    size, channels, batch_size = 16, 1, 8
+
+    def __init__(self):
+        self.batches = []
+
+    def predict(self, faces):
+        self.batches.append(len(faces))
+        centre = faces[:, 6:10, 6:10, 0].reshape(len(faces), -1).mean(axis=1)
+        names = list(LEVELS)
+        nearest = np.abs(centre[:, None] - np.array([LEVELS[n] for n in names])[None]).argmin(axis=1)
+        probs = np.full((len(faces), len(EMOTIONS)), 0.1 / 6, dtype=np.float32)
+        probs[np.arange(len(faces)), [EMOTIONS.index(names[i]) for i in nearest]] = 0.9
+        return probs
+
+
+def _scene(seconds, fps, draw, *, width=160, height=120):
+    """Frames of a black scene where ``draw(frame, t)`` paints the faces at time ``t``."""
+    for i in range(int(round(seconds * fps))):
+        frame = np.zeros((height, width, 3), dtype=np.uint8)
+        draw(frame, i / fps)
+        yield frame
+
+
+def _schedule(t):
+    """The viewer's expression over the recording: neutral, happy from 2 s, surprise from 4 s, sad from 5 s."""
+    return "neutral" if t < 2 else "happy" if t < 4 else "surprise" if t < 5 else "sad"
+
+
+def test_known_expressions_at_known_times_come_back_within_one_sampled_frame(tmp_path):
+    def draw(frame, t):
+        frame[30:90, 50:110] = LEVELS[_schedule(t)]
+
+    path = write_video(tmp_path / "viewer.mp4", _scene(6, 30, draw), fps=30, options={"b": "2M"})
+    classifier = LevelClassifier()
+    result = analyze_video(path, SquareDetector(), classifier, fps=5, queue_frames=2)
+    stats = result.stats
+    assert (stats.status, stats.frames_sampled, stats.frames_with_face, stats.tracks) == ("ok", 30, 30, 1)
+    assert stats.offset_s == 0.0 and stats.duration_s == pytest.approx(6.0, abs=0.05) and stats.fps == 30.0
+    assert classifier.batches == [8, 8, 8, 6]  # batches gathered across frames
+    for frame in result.frames:
+        assert frame.box == pytest.approx((50, 30, 60, 60), abs=1.5)
+        expected = _schedule(frame.time_ms / 1000)
+        if expected != frame.emotion:  # only a frame next to a change may show either side of it
+            assert any(abs(frame.time_ms / 1000 - c) <= 0.2 for c in (2, 4, 5)), (frame.time_ms, frame.emotion)
+    assert [f.emotion for f in result.frames].count("happy") in (9, 10, 11)
+
+
+def test_the_sidecar_offset_moves_the_ad_clock(tmp_path):
+    def draw(frame, t):
+        frame[30:90, 50:110] = LEVELS[_schedule(t)]
+
+    path = write_video(tmp_path / "viewer.mp4", _scene(6, 30, draw), fps=30, options={"b": "2M"})
+    (tmp_path / "viewer.json").write_text('{"ad_offset_s": 2.0}')
+    result = analyze_video(path, SquareDetector(), LevelClassifier(), fps=5)
+    assert result.stats.offset_s == 2.0 and result.stats.frames_sampled == 20
+    assert result.frames[0].time_ms == 0 and result.frames[-1].time_ms == pytest.approx(3800, abs=34)
+    happy = [f.time_ms for f in result.frames if f.emotion == "happy"]
+    assert min(happy) < 200 and 1800 <= max(happy) <= 2200  # happy from the ad's start to its 2nd second
+
+    (tmp_path / "viewer.json").write_text('{"ad_offset_s": 7.5}')
+    with pytest.raises(SidecarError, match=r"viewer.json: the ad's offset of 7.5 s lies beyond the end") as caught:
+        analyze_video(path, SquareDetector(), LevelClassifier())
+    assert caught.value.status == "bad_sidecar"
+    (tmp_path / "viewer.json").write_text('{"ad_offset": 1}')
+    with pytest.raises(SidecarError, match="unknown keys"):
+        analyze_video(path, SquareDetector(), LevelClassifier())
+
+
+def test_a_face_only_in_seconds_2_to_4_and_a_second_face_not_traced(tmp_path):
+    def draw(frame, t):
+        if 2 <= t < 4:
+            frame[20:100, 20:100] = LEVELS["happy"]  # the viewer: large, seconds 2-4 only
+        if t >= 1:
+            frame[5:25, 130:150] = LEVELS["sad"]  # a small face from 1 s on (someone behind)
+
+    path = write_video(tmp_path / "two.mp4", _scene(5, 25, draw), fps=25, options={"b": "2M"})
+    result = analyze_video(path, SquareDetector(), LevelClassifier(), fps=5)
+    times = [f.time_ms for f in result.frames]
+    assert all(1800 <= t <= 4000 for t in times) and len(times) in (9, 10, 11)
+    assert {f.emotion for f in result.frames} == {"happy"}
+    assert {f.faces_in_frame for f in result.frames} == {2}
+    assert result.stats.tracks == 2 and result.stats.max_faces == 2
+    assert result.stats.faces_found == len(times) + 20  # the small face in every frame from 1 s on
+
+
+def test_a_video_without_faces_is_no_face(tmp_path):
+    path = write_video(tmp_path / "empty_room.mp4", _scene(2, 10, lambda frame, t: None), fps=10)
+    result = analyze_video(path, SquareDetector(), LevelClassifier())
+    assert result.stats.status == "no_face" and result.frames == [] and result.stats.frames_sampled == 10
