@@ -412,3 +412,111 @@ def test_a_video_without_faces_is_no_face(tmp_path):
     path = write_video(tmp_path / "empty_room.mp4", _scene(2, 10, lambda frame, t: None), fps=10)
     result = analyze_video(path, SquareDetector(), LevelClassifier())
     assert result.stats.status == "no_face" and result.frames == [] and result.stats.frames_sampled == 10
+
+
+# ---- the second-by-second trace ----
+
+import polars as pl  # noqa: E402
+
+from emotion_batch.aggregate.tables import Z95  # noqa: E402
+from emotion_batch.video.trace import second_trace, strongest_moments, viewer_seconds  # noqa: E402
+
+
+def _rows(video, seconds_votes, *, per_second=5, **extra):
+    """Frames of one viewer: ``seconds_votes[s]`` is the class shown in second ``s`` (None: no face)."""
+    rows = []
+    for s, vote in enumerate(seconds_votes):
+        if vote is None:
+            continue
+        for k in range(per_second):
+            probs = {f"p_{e}": (0.7 if e == vote else 0.05) for e in EMOTIONS}
+            rows.append({**extra, "video": video, "time_ms": s * 1000 + k * 1000 // per_second, **probs})
+    return rows
+
+
+def test_the_trace_counts_each_viewer_once_a_second_with_shares_valence_and_its_band():
+    frames = pl.DataFrame(
+        _rows("a", ["happy", "happy", "sad", None, "neutral"])
+        + _rows("b", ["happy", "neutral", "sad", None, "neutral"], per_second=3)
+        + _rows("c", ["happy", "angry", None, None, "happy"])
+    )
+    trace = second_trace(frames, min_faces=2)
+    assert trace["second"].to_list() == [0, 1, 2, 3, 4]
+    assert trace["viewers"].to_list() == [3, 3, 2, 0, 3]
+    assert trace["frames"].to_list() == [13, 13, 8, 0, 13]
+    assert trace["share_happy"].to_list()[:3] == [1.0, pytest.approx(1 / 3), 0.0]
+    assert trace["count_neutral"].to_list()[4] == 2 and trace["share_happy"].to_list()[4] == pytest.approx(1 / 3)
+    # valence: the mean of +1 (happy), -1 (angry, disgust, fear, sad), 0 (neutral, surprise) over viewers
+    assert trace["valence"].to_list()[:3] == [1.0, 0.0, -1.0]
+    assert trace["valence_sd"].to_list()[0] == 0.0 and trace["valence_sd"].to_list()[1] == pytest.approx(1.0)
+    assert (trace["valence_low"][1], trace["valence_high"][1]) == (-1.0, 1.0)  # +1, 0, -1: the band is clipped
+    half = Z95 * (1 / 3) ** 0.5 / 3 ** 0.5  # 0, 0, +1: sd sqrt(1/3), over sqrt(3) viewers
+    assert (trace["valence_low"][4], trace["valence_high"][4]) == (pytest.approx(1 / 3 - half),
+                                                                   pytest.approx(1 / 3 + half))
+    assert trace["suppressed"].to_list() == [False, False, False, True, False]
+    assert trace["mean_p_happy"].to_list()[0] == pytest.approx(0.7)
+    assert trace.row(3, named=True)["share_happy"] is None  # a second without viewers is shown as no fact
+
+    strict = second_trace(frames, min_faces=3)
+    assert strict["suppressed"].to_list() == [False, False, True, True, False]
+    assert strict.row(2, named=True)["valence"] is None and strict.row(2, named=True)["viewers"] == 2
+
+
+def test_trace_groups_seconds_until_the_ads_end_and_checks_its_input():
+    frames = pl.DataFrame(_rows("a", ["happy", "sad"], ad="x") + _rows("b", ["sad"], ad="y"))
+    trace = second_trace(frames, min_faces=1, by=["ad"], until_s=2)
+    assert trace.select("ad", "second", "viewers").rows() == [("x", 0, 1), ("x", 1, 1), ("x", 2, 0),
+                                                             ("y", 0, 1), ("y", 1, 0), ("y", 2, 0)]
+    with pytest.raises(Exception, match=r"frames lacks the columns \['p_angry'\]"):
+        second_trace(frames.drop("p_angry"))
+    with pytest.raises(ConfigError, match="min_faces must be an integer >= 1"):
+        second_trace(frames, min_faces=0)
+    assert viewer_seconds(frames.with_columns(pl.lit(-5).alias("time_ms"))).height == 0
+
+
+def test_strongest_moments_are_distinct_peaks_of_unsuppressed_seconds():
+    votes = {  # 4 viewers, 8 seconds: a happy peak at 2 (and its shoulder at 3), surprise at 6, happy at 5
+        "a": ["neutral", "happy", "happy", "happy", "neutral", "happy", "surprise", "neutral"],
+        "b": ["neutral", "neutral", "happy", "happy", "neutral", "happy", "surprise", "neutral"],
+        "c": ["neutral", "neutral", "happy", "neutral", "neutral", "neutral", "surprise", "happy"],
+        "d": ["neutral", "neutral", "happy", "neutral", "sad", "neutral", None, "happy"],
+    }
+    frames = pl.DataFrame([r for video, v in votes.items() for r in _rows(video, v)])
+    trace = second_trace(frames, min_faces=4)
+    moments = strongest_moments(trace)
+    assert [(m.second, m.emotion, m.share) for m in moments] == [(2, "happy", 1.0), (5, "happy", 0.5),
+                                                                  (7, "happy", 0.5)]  # a tie: the earlier first
+    # second 6 (surprise 3/3) is suppressed with 3 viewers; allowed with min_faces 3 it is the second peak
+    moments = strongest_moments(second_trace(frames, min_faces=3), n=2)
+    assert [(m.second, m.emotion) for m in moments] == [(2, "happy"), (6, "surprise")]
+    assert [m.second for m in strongest_moments(trace, n=3, min_gap_s=1)] == [2, 3, 5]
+    with pytest.raises(ConfigError, match="emotions must be names of"):
+        strongest_moments(trace, emotions=["joy"])
+
+
+def test_the_trace_of_synthetic_viewers_with_known_expressions_is_right_to_the_second(tmp_path):
+    """Three recordings; one starts 1.5 s before the ad (its sidecar says so). Known expressions per
+    second of the ad come back as the trace's shares, and the strongest moments are where they were put."""
+    def draw_for(lead_in):
+        def draw(frame, t):
+            ad_t = t - lead_in
+            if ad_t >= 0:
+                frame[30:90, 50:110] = LEVELS[_schedule(ad_t)]
+        return draw
+
+    frames = []
+    for name, lead_in in (("v1", 0.0), ("v2", 0.0), ("v3", 1.5)):
+        path = write_video(tmp_path / f"{name}.mp4", _scene(6 + lead_in, 20, draw_for(lead_in)), fps=20,
+                           options={"b": "2M"})
+        if lead_in:
+            (tmp_path / f"{name}.json").write_text(json.dumps({"ad_offset_s": lead_in}))
+        result = analyze_video(path, SquareDetector(), LevelClassifier(), fps=5)
+        frames += [{"video": name, **row} for row in result.frame_rows()]
+    trace = second_trace(pl.DataFrame(frames), min_faces=3)
+    assert trace["viewers"].to_list() == [3] * 6
+    top = [max(EMOTIONS, key=lambda e: row[f"share_{e}"]) for row in trace.iter_rows(named=True)]
+    assert top == ["neutral", "neutral", "happy", "happy", "surprise", "sad"]
+    assert trace["share_happy"].to_list() == [0.0, 0.0, 1.0, 1.0, 0.0, 0.0]
+    assert trace["valence"].to_list() == [0.0, 0.0, 1.0, 1.0, 0.0, -1.0]
+    moments = strongest_moments(trace)
+    assert [(m.second, m.emotion) for m in moments] == [(2, "happy"), (4, "surprise")]

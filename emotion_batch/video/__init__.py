@@ -36,6 +36,10 @@ _EXPORTS = {
     "VideoAnalysis": "analysis",
     "VideoStats": "analysis",
     "analyze_video": "analysis",
+    "Moment": "trace",
+    "second_trace": "trace",
+    "strongest_moments": "trace",
+    "viewer_seconds": "trace",
     "write_video": "synthetic",
 }
 
