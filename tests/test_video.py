@@ -520,3 +520,53 @@ def test_the_trace_of_synthetic_viewers_with_known_expressions_is_right_to_the_s
     assert trace["valence"].to_list() == [0.0, 0.0, 1.0, 1.0, 0.0, -1.0]
     moments = strongest_moments(trace)
     assert [(m.second, m.emotion) for m in moments] == [(2, "happy"), (4, "surprise")]
+
+
+# ---- the real detector, crop and bundled model: the sample viewer video and a real face in seconds 2-4 ----
+
+from emotion_batch.video.synthetic import make_viewer_video, viewer_schedule  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def job_stages():
+    """The job's own detector and bundled classifier (LiteRT, no TensorFlow), as `run` builds them."""
+    from emotion_batch.classifier import load_classifier
+    from emotion_batch.faces import build_detector
+
+    return build_detector("blazeface-dual"), load_classifier(threads=1, batch_size=16)
+
+
+def test_the_sample_viewer_video_shows_its_schedule_and_gives_a_trace(tmp_path, job_stages):
+    path = tmp_path / "viewer.mp4"
+    schedule = make_viewer_video(path, seconds=6.0, fps=10, size=(240, 180))
+    assert [(s.start_s, s.pose) for s in schedule] == [(0.0, "neutral"), (2.0, "smile"), (4.0, "neutral")]
+    assert schedule == viewer_schedule(6.0)
+    info = probe_video(path)
+    assert (info.width, info.height, info.fps, info.codec) == (240, 180, 10.0, "h264")
+    assert info.duration_s == pytest.approx(6.0, abs=0.05)
+    result = analyze_video(path, *job_stages, fps=5)
+    stats = result.stats
+    assert stats.status == "ok" and stats.frames_sampled == 30 and stats.tracks == 1
+    assert stats.frames_with_face >= 27  # the viewer is found in (nearly) every sampled frame
+    for frame in result.frames:  # the box is her face, in the middle of the picture
+        x, y, w, h = frame.box
+        assert 80 < x + w / 2 < 160 and 30 < w < 110 and sum(frame.probs) == pytest.approx(1.0, abs=1e-3)
+    trace = second_trace(pl.DataFrame([{"video": "v", **r} for r in result.frame_rows()]), min_faces=1)
+    assert trace["second"].to_list() == list(range(6)) and set(trace["viewers"].to_list()) == {1}
+
+
+def test_a_real_face_only_in_seconds_2_to_4(tmp_path, job_stages):
+    from emotion_batch.sample import head
+
+    face = np.asarray(head("astronaut").resize((110, 125)))
+
+    def draw(frame, t):
+        frame[:] = 170
+        if 2 <= t < 4:
+            frame[40:165, 65:175] = face
+
+    path = write_video(tmp_path / "two_seconds.mp4", _scene(6, 10, draw, width=240, height=180), fps=10)
+    result = analyze_video(path, *job_stages, fps=5)
+    times = [f.time_ms for f in result.frames]
+    assert all(2000 - 200 <= t < 4000 + 200 for t in times)  # never outside its seconds (one sampled frame)
+    assert len(times) >= 9 and result.stats.tracks == 1  # and found in (nearly) all 10 of them

@@ -40,6 +40,9 @@ _EXPORTS = {
     "second_trace": "trace",
     "strongest_moments": "trace",
     "viewer_seconds": "trace",
+    "Shown": "synthetic",
+    "make_viewer_video": "synthetic",
+    "viewer_schedule": "synthetic",
     "write_video": "synthetic",
 }
 
