@@ -570,3 +570,15 @@ def test_a_real_face_only_in_seconds_2_to_4(tmp_path, job_stages):
     times = [f.time_ms for f in result.frames]
     assert all(2000 - 200 <= t < 4000 + 200 for t in times)  # never outside its seconds (one sampled frame)
     assert len(times) >= 9 and result.stats.tracks == 1  # and found in (nearly) all 10 of them
+
+
+def test_the_sample_campaign_can_carry_viewer_videos(tmp_path):
+    from emotion_batch.sample import make_sample_campaigns
+
+    plain = make_sample_campaigns(tmp_path / "plain")
+    counts = make_sample_campaigns(tmp_path / "with", videos=True)
+    assert counts["autumn_teaser/social_cut"] == plain["autumn_teaser/social_cut"] + 2
+    folder = tmp_path / "with" / "autumn_teaser" / "social_cut"
+    assert probe_video(folder / "viewer_01.mp4").duration_s == pytest.approx(8.0, abs=0.1)
+    assert read_sidecar(folder / "viewer_02.mp4") == 1.0 and read_sidecar(folder / "viewer_01.mp4") == 0.0
+    assert not list((tmp_path / "plain").rglob("*.mp4"))

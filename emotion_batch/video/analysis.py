@@ -70,11 +70,12 @@ class FrameResult:
     faces_in_frame: int
 
     def row(self) -> dict[str, Any]:
-        """The frame as a flat row: ``time_ms, x, y, w, h, score, p_<emotion>..., emotion, faces_in_frame``."""
+        """The frame as a flat row named as the ``faces`` table names the same things: ``time_ms, x, y, w, h,
+        detection_score, p_<emotion>..., top_emotion, faces_in_frame``."""
         x, y, w, h = self.box
-        return {"time_ms": self.time_ms, "x": x, "y": y, "w": w, "h": h, "score": self.score,
+        return {"time_ms": self.time_ms, "x": x, "y": y, "w": w, "h": h, "detection_score": self.score,
                 **{f"p_{e}": p for e, p in zip(EMOTIONS, self.probs)},
-                "emotion": self.emotion, "faces_in_frame": self.faces_in_frame}
+                "top_emotion": self.emotion, "faces_in_frame": self.faces_in_frame}
 
 
 @dataclass(frozen=True)
@@ -202,14 +203,18 @@ def analyze_video(path: str | Path, detector: Detector, classifier: Predictor, *
             raise SidecarError(f"{where}: the ad's offset of {offset_s:g} s lies beyond the end of the recording "
                                f"({declared:.2f} s). Received: ad_offset_s={offset_s!r}")
         frames = video.sample(fps, start_s=offset_s, work_side=work_side)
-        for frame in prefetch(frames, maxsize=queue_frames) if queue_frames else frames:
-            found = detector.detect(frame.rgb)
-            tensors = faces_to_tensors(frame.rgb, found, detector=detector.name, size=size, channels=channels,
-                                       level=level)
-            faces = [f.scaled(frame.scale) for f in found] if frame.scale != 1.0 else list(found)
-            log_faces.add(int(round((frame.time_s - offset_s) * 1000.0)), faces, tensors)
-            if on_frame is not None:
-                on_frame(len(log_faces.frames))
+        source = prefetch(frames, maxsize=queue_frames) if queue_frames else frames
+        try:
+            for frame in source:
+                found = detector.detect(frame.rgb)
+                tensors = faces_to_tensors(frame.rgb, found, detector=detector.name, size=size, channels=channels,
+                                           level=level)
+                faces = [f.scaled(frame.scale) for f in found] if frame.scale != 1.0 else list(found)
+                log_faces.add(int(round((frame.time_s - offset_s) * 1000.0)), faces, tensors)
+                if on_frame is not None:
+                    on_frame(len(log_faces.frames))
+        finally:  # the decoding thread stops before the file closes, even when the detector raised
+            source.close()
         log_faces.flush()
         info, decoded, last = video.info, video.frames_decoded, video.last_time_s
     if not log_faces.frames:
