@@ -582,3 +582,19 @@ def test_the_sample_campaign_can_carry_viewer_videos(tmp_path):
     assert probe_video(folder / "viewer_01.mp4").duration_s == pytest.approx(8.0, abs=0.1)
     assert read_sidecar(folder / "viewer_02.mp4") == 1.0 and read_sidecar(folder / "viewer_01.mp4") == 0.0
     assert not list((tmp_path / "plain").rglob("*.mp4"))
+
+
+def test_a_detector_error_stops_the_decoding_thread_before_the_file_closes(tmp_path):
+    class Failing(SquareDetector):
+        calls = 0
+
+        def detect(self, rgb):
+            self.calls += 1
+            if self.calls == 3:
+                raise RuntimeError("detector broke")
+            return super().detect(rgb)
+
+    path = write_video(tmp_path / "viewer.mp4", _scene(4, 30, lambda f, t: None), fps=30)
+    with pytest.raises(RuntimeError, match="detector broke"):
+        analyze_video(path, Failing(), LevelClassifier(), queue_frames=2)
+    assert not any(t.name == "video-prefetch" for t in threading.enumerate())
