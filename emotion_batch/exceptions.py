@@ -61,3 +61,23 @@ class DataError(EmotionBatchError):
 
 class ReportError(EmotionBatchError):
     """A report could not be rendered."""
+
+
+class VideoError(EmotionBatchError):
+    """One video could not be read; recorded on the video row, never fatal for a batch.
+
+    ``status`` is what the row records: ``unreadable`` (not a video, truncated or corrupt stream, no video
+    stream, no frame), ``unsupported`` (a codec this FFmpeg build cannot decode, frames or a duration
+    beyond the limits) or ``bad_sidecar`` (``SidecarError``).
+    """
+
+    def __init__(self, message: str, *, status: str = "unreadable") -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class SidecarError(VideoError):
+    """A video's sidecar ``<file>.json`` is unreadable or says something that cannot be used."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status="bad_sidecar")

@@ -106,12 +106,14 @@ def jpeg_bytes(image: Image.Image, *, quality: int = 90, orientation: int | None
     return out.getvalue()
 
 
-def make_sample_campaigns(dest: str | Path, *, seed: int = 7) -> dict[str, int]:
+def make_sample_campaigns(dest: str | Path, *, seed: int = 7, videos: bool = False) -> dict[str, int]:
     """Write the sample campaign tree under ``dest`` and return the number of files per ad folder.
 
     Layout: ``dest/spring_launch/{hero_video_stills, banner_b}/...`` and ``dest/autumn_teaser/social_cut/``,
     with one-face and group photos, an EXIF-rotated photo, a PNG, a photo without a face, a corrupt file
-    and a non-image, so a first run shows every outcome.
+    and a non-image, so a first run shows every outcome. With ``videos``, ``autumn_teaser/social_cut`` also
+    gets two short viewer recordings (``emotion_batch.video.synthetic.make_viewer_video``), the second with
+    a sidecar saying the ad starts 1 s in (counted among the ad's files; the JSON sidecar is not).
     """
     rng = np.random.default_rng(seed)
     root = Path(dest)
@@ -138,4 +140,12 @@ def make_sample_campaigns(dest: str | Path, *, seed: int = 7) -> dict[str, int]:
     (broken / "truncated.jpg").write_bytes(jpeg_bytes(synthetic_photo(rng, 640, 480, 1))[:2000])
     (broken / "notes.txt").write_text("not an image: skipped and counted\n")
     counts["spring_launch/banner_b"] += 1
+    if videos:
+        from .video.synthetic import make_viewer_video
+
+        folder = root / "autumn_teaser" / "social_cut"
+        make_viewer_video(folder / "viewer_01.mp4", seconds=8.0, seed=seed)
+        make_viewer_video(folder / "viewer_02.mp4", seconds=9.0, seed=seed + 1)
+        (folder / "viewer_02.json").write_text('{"ad_offset_s": 1.0}\n')
+        counts["autumn_teaser/social_cut"] += 2
     return counts
