@@ -266,7 +266,7 @@ class Classifier(_BatchPredictor):
         import keras
         import tensorflow as tf
 
-        from .training import layers  # noqa: F401  (registers the custom layers bundled models hold)
+        from . import model_layers  # noqa: F401  (registers the custom layers bundled models hold)
 
         for gpu in tf.config.list_physical_devices("GPU"):
             try:

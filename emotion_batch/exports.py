@@ -22,6 +22,7 @@ from sqlalchemy.types import TypeDecorator
 
 from .exceptions import ConfigError
 from .safe_text import csv_cell, looks_like_formula, without_bidi
+from .timeutil import as_utc
 from .store.queries import DATASETS, Filters, dataset_select
 
 log = logging.getLogger(__name__)
@@ -84,12 +85,6 @@ def _kind(sql_type) -> str:
     raise ConfigError(f"column type must map to one of {list(KINDS)}. Received: type={sql_type!r}")
 
 
-def _utc(value):
-    if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
-    return value
-
-
 class _CsvWriter:
     def __init__(self, path: str, columns: Sequence[str], kinds: Sequence[str]) -> None:
         self.handle = sys.stdout if path == "-" else open(path, "w", newline="", encoding="utf-8")
@@ -100,7 +95,7 @@ class _CsvWriter:
     @staticmethod
     def _value(value):
         if isinstance(value, dt.datetime):
-            return _utc(value).isoformat()
+            return as_utc(value).isoformat()
         if isinstance(value, dt.date):
             return value.isoformat()
         return csv_cell(value)  # text: never a formula (safe_text); None is written as an empty field
@@ -135,7 +130,7 @@ class _ParquetWriter:
         arrays = []
         for values, field, kind in zip(columns, self.schema, self.kinds):
             if kind == "datetime":
-                values = [_utc(v) for v in values]
+                values = [as_utc(v) for v in values]
             arrays.append(self.pa.array(values, type=field.type))
         self.writer.write_table(self.pa.Table.from_arrays(arrays, schema=self.schema))
 
@@ -171,7 +166,7 @@ class _XlsxWriter:
 
     def _value(self, value):
         if isinstance(value, dt.datetime):
-            return _utc(value).replace(tzinfo=None)  # Excel has no time zones: UTC wall time
+            return as_utc(value).replace(tzinfo=None)  # Excel has no time zones: UTC wall time
         if isinstance(value, str):
             value = without_bidi(self.illegal.sub("", value))
             if looks_like_formula(value):  # typed as text, never a formula (the rule of safe_text)

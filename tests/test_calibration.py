@@ -58,7 +58,7 @@ def test_the_temperature_fit_recovers_a_known_temperature(true_t):
 def test_the_temperature_layer_matches_numpy_and_survives_saving(tmp_path, tiny_model_file):
     import keras
 
-    from emotion_batch.training.layers import with_flip_averaging, with_temperature
+    from emotion_batch.model_layers import with_flip_averaging, with_temperature
 
     net = keras.models.load_model(tiny_model_file, compile=False)
     model = with_temperature(with_flip_averaging(net), 1.7)
@@ -88,7 +88,7 @@ def test_bundle_calibrate_fits_on_publictest_and_builds_the_temperature_in(tmp_p
                          flip_tta=True, calibrate=True)
     entry = json.loads((models / "manifest.json").read_text())["models"]["tiny_v2"]
     # the temperature is the one PublicTest gives for the flip-averaged network
-    from emotion_batch.training.layers import with_flip_averaging
+    from emotion_batch.model_layers import with_flip_averaging
 
     valid = load_fer2013(data, split="valid")
     expected_t = fit_temperature(valid.y, predict(with_flip_averaging(load_best(state["run_dir"])), valid.x))

@@ -208,7 +208,7 @@ def test_flip_averaging_is_the_mean_of_a_face_and_its_mirror_and_survives_save_a
     import keras
 
     from emotion_batch.training.export import export_model
-    from emotion_batch.training.layers import with_flip_averaging
+    from emotion_batch.model_layers import with_flip_averaging
 
     single = keras.models.load_model(tiny_model_file, compile=False)
     wrapped = with_flip_averaging(single)

@@ -109,7 +109,7 @@ def test_a_run_starts_from_a_bundled_files_weights(tmp_path):
     import keras
 
     from emotion_batch.training.fit import load_best
-    from emotion_batch.training.layers import with_flip_averaging
+    from emotion_batch.model_layers import with_flip_averaging
 
     data = _fake_fer(tmp_path)
     train(TrainConfig(data=str(data), model="tiny_test", epochs=1, batch_size=16, name="first"), runs_dir=tmp_path / "runs", verbose=0)

@@ -8,7 +8,6 @@ from one documented query over the tables (``IMAGE_TIMES_SQL``).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Optional
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from ..exceptions import ConfigError, ReportError
 from ..store.models import PROB_COLUMNS
+from ..timeutil import as_utc
 
 __all__ = [
     "FACE_SCHEMA",
@@ -99,15 +99,6 @@ def _check_ads(ads: Optional[Iterable[tuple[str, str]]]) -> Optional[list[tuple[
     return list(dict.fromkeys(pairs))
 
 
-def _to_utc(value: Optional[dt.datetime]) -> Optional[dt.datetime]:
-    # SQLite hands back naive datetimes (stored as UTC); PostgreSQL aware ones in the session time zone.
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
-
-
 def _load_view(session: Session, view: str, schema: dict[str, pl.DataType], ads) -> pl.DataFrame:
     pairs = _check_ads(ads)
     if pairs is not None and not pairs:
@@ -121,7 +112,7 @@ def _load_view(session: Session, view: str, schema: dict[str, pl.DataType], ads)
     rows = session.execute(_typed_select(view, schema, where), params).all()
     columns = dict(zip(schema, zip(*rows))) if rows else {name: () for name in schema}
     data = {
-        name: [_to_utc(v) for v in values] if isinstance(schema[name], pl.Datetime) else list(values)
+        name: [as_utc(v) for v in values] if isinstance(schema[name], pl.Datetime) else list(values)
         for name, values in columns.items()
     }
     frame = pl.DataFrame(data, schema=schema)

@@ -22,7 +22,8 @@ from ..exceptions import ConfigError, ReportError
 from ..labels import EMOTIONS
 from .correction import CORRECTION_MIN_FACES, Correction, Headline, corrections, headline_of
 from .quantify import ConfusionStats
-from .frames import _KEY, _check_ads, _to_utc, load_faces, load_image_times, load_images
+from ..timeutil import as_utc
+from .frames import _KEY, _check_ads, load_faces, load_image_times, load_images
 from .tables import (
     CI_METHOD,
     TIME_SOURCES,
@@ -449,7 +450,7 @@ def build_report_set(
     if isinstance(examples_per_emotion, bool) or not isinstance(examples_per_emotion, int) or examples_per_emotion < 0:
         raise ConfigError(f"examples_per_emotion must be an integer >= 0. Received: "
                           f"examples_per_emotion={examples_per_emotion!r}")
-    generated_at = _to_utc(generated_at) if generated_at else dt.datetime.now(dt.timezone.utc)
+    generated_at = as_utc(generated_at) if generated_at else dt.datetime.now(dt.timezone.utc)
     _require_columns(faces_df, ["model_id", "processed_at"], "faces_df")
     faces_df = faces_df.with_columns(pl.col(_KEY).cast(pl.String))
 
@@ -491,7 +492,7 @@ def build_report_set(
             campaign=row["campaign"], ad=row["ad"], generated_at=generated_at, min_faces=min_faces,
             images=row["images"], images_ok=row["images_ok"], images_no_face=row["images_no_face"],
             images_failed=row["images_failed"], faces=row["faces"], model_ids=tuple(row["model_ids"] or ()),
-            last_processed_at=_to_utc(row["last_processed_at"]), suppressed=not shown,
+            last_processed_at=as_utc(row["last_processed_at"]), suppressed=not shown,
             emotion_counts=_per_emotion(row, "count") if shown else None,
             shares=_per_emotion(row, "share") if shown else None,
             mean_probabilities=_per_emotion(row, "mean_p") if shown else None,

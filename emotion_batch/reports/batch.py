@@ -95,11 +95,6 @@ class ReportsWritten:
         """Every written path: ads, campaigns, then the index and summaries."""
         return [*self.ads, *self.campaigns, *self.index]
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: the paths as strings, the counts and the time."""
-        return {"ad_reports": [str(p) for p in self.ads], "campaign_reports": [str(p) for p in self.campaigns],
-                "index": [str(p) for p in self.index], "seconds": round(self.seconds, 3), "workers": self.workers}
-
 
 # ---- the work of one process ---------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from ..labels import EMOTIONS
+from ..timeutil import as_utc, utcnow
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -44,10 +45,6 @@ RUN_STATUSES = ("running", "ok", "workers_died", "failed", "interrupted")
 PROB_COLUMNS = tuple(f"p_{name}" for name in EMOTIONS)
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 class UTCDateTime(TypeDecorator):
     """A timezone-aware timestamp stored in UTC: ``TIMESTAMP WITH TIME ZONE`` on PostgreSQL, UTC text on SQLite.
 
@@ -59,18 +56,10 @@ class UTCDateTime(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
-        if value is None or not isinstance(value, dt.datetime):
-            return value
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc)
+        return as_utc(value)
 
     def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc)
+        return as_utc(value)
 
 
 class Base(DeclarativeBase):

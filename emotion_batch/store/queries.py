@@ -20,6 +20,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from ..exceptions import ConfigError
 from ..labels import EMOTIONS
+from ..timeutil import as_utc
 from .models import Ad, Campaign, FaceRow, ImageRow, PROB_COLUMNS, ShareEstimateRow
 
 #: What ``export`` can write, each the rows of one view (``share-estimates``: of the table ``ad_share_estimates``).
@@ -77,7 +78,7 @@ def parse_when(value: str, *, name: str, end: bool = False) -> dt.datetime:
         raise ConfigError(f"{name} is not a valid date ({exc}). Received: {name}={value!r}") from exc
     if len(text) == 10 and end:
         when += dt.timedelta(days=1)
-    return when.replace(tzinfo=dt.timezone.utc) if when.tzinfo is None else when.astimezone(dt.timezone.utc)
+    return as_utc(when)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from ..labels import EMOTIONS
+from ..timeutil import as_utc
 from .models import Ad, Campaign, FaceRow, ImageRow, PROB_COLUMNS, Run, utcnow
 
 
@@ -104,16 +105,9 @@ FACE_COLUMNS = ("image_id", "face_index", "x", "y", "w", "h", "detection_score",
                 "model_id")
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    # what models.UTCDateTime does, for the COPY path that bypasses SQLAlchemy types
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.timezone.utc)
-
-
 def _image_tuples(records: Sequence[ImageRecord], run_id: int | None, now: dt.datetime) -> list[tuple]:
     return [(r.ad_id, run_id, r.path, r.sha256, r.size_bytes, r.mtime_ns, r.width, r.height, r.status, r.error,
-             len(r.faces), _utc(r.captured_at), now) for r in records]
+             len(r.faces), as_utc(r.captured_at), now) for r in records]
 
 
 def _face_tuples(records: Sequence[ImageRecord], image_ids: Sequence[int], model_id: str) -> Iterator[tuple]:

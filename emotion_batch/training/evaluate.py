@@ -101,7 +101,7 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
     model = load_best(run)
     single = model
     if flip_tta:
-        from .layers import with_flip_averaging
+        from ..model_layers import with_flip_averaging
 
         model = with_flip_averaging(model)
     size, channels = int(model.input_shape[1]), int(model.input_shape[3])
@@ -110,7 +110,7 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
     uncalibrated = None
     if calibrate:
         from .calibration import fit_temperature
-        from .layers import with_temperature
+        from ..model_layers import with_temperature
 
         temperature = fit_temperature(valid.y, predict(model, valid.x))
         uncalibrated = jsonable(evaluate(model, test))

@@ -208,7 +208,7 @@ def _load_initial_weights(model, init: str) -> None:
     import keras
 
     from ..classifier import resolve_model
-    from . import layers  # noqa: F401  (registers the bundled files' layers)
+    from .. import model_layers  # noqa: F401  (registers the bundled files' layers)
 
     path = Path(init) if Path(init).suffix == ".keras" else resolve_model(init).path
     if not path.is_file():
