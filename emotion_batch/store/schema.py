@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..exceptions import ConfigError, DatabaseError, SchemaError
+from .messages import db_reason, safe_url
 from .models import Base
 
 log = logging.getLogger(__name__)
@@ -66,17 +67,6 @@ class SchemaStatus:
         raise SchemaError(f"state must be one of {list(SCHEMA_STATES)}. Received: state={self.state!r}")
 
 
-def _safe(url) -> str:
-    from .session import safe_url
-
-    return safe_url(str(url))
-
-
-def _reason(exc: SQLAlchemyError) -> str:
-    orig = getattr(exc, "orig", None)
-    return str(orig or exc).strip().splitlines()[0]
-
-
 def alembic_config(url: str | None = None, *, connection: Connection | None = None):
     """An Alembic ``Config`` for the shipped migrations, without an ini file.
 
@@ -115,7 +105,7 @@ def _status(conn: Connection) -> SchemaStatus:
 
     known = revisions()
     head = known[-1]
-    url = _safe(conn.engine.url)
+    url = safe_url(conn.engine.url)
     names = set(inspect(conn).get_table_names())
     current = None
     if VERSION_TABLE in names:
@@ -144,7 +134,7 @@ def schema_status(engine: Engine) -> SchemaStatus:
         with engine.connect() as conn:
             return _status(conn)
     except SQLAlchemyError as exc:
-        raise DatabaseError(f"Cannot reach the database {_safe(engine.url)}: {_reason(exc)}") from exc
+        raise DatabaseError(f"Cannot reach the database {safe_url(engine.url)}: {db_reason(exc)}") from exc
 
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
@@ -182,7 +172,7 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     except CommandError as exc:
         raise SchemaError(f"revision must be one of {revisions()} or 'head'. Received: revision={revision!r} ({exc})") from exc
     except SQLAlchemyError as exc:
-        raise DatabaseError(f"Cannot upgrade the database {_safe(engine.url)}: {_reason(exc)}") from exc
+        raise DatabaseError(f"Cannot upgrade the database {safe_url(engine.url)}: {db_reason(exc)}") from exc
     log.info("database %s: schema %s -> %s", after.url, before.current, after.current)
     return before.current, after.current or ""
 

@@ -18,6 +18,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from ..assets import asset_dir
 from ..exceptions import ConfigError, DatabaseError, RunLockedError
+from .messages import db_reason, safe_url
 from .models import Base
 
 log = logging.getLogger(__name__)
@@ -25,14 +26,6 @@ log = logging.getLogger(__name__)
 DEFAULT_DB = "sqlite:///emotion_batch.sqlite"
 #: PostgreSQL advisory lock key of emotion-batch runs ("emobatch" in ASCII, truncated to 63 bits).
 PG_LOCK_KEY = 0x656D6F6261746368 & 0x7FFFFFFFFFFFFFFF
-
-
-def safe_url(url: str) -> str:
-    """The URL with its password hidden, for messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparsable URL>"
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -108,7 +101,7 @@ def init_db(engine: Engine) -> None:
             with engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         except SQLAlchemyError as exc:
-            raise DatabaseError(f"Cannot prepare the database {safe_url(str(engine.url))}: {_reason(exc)}") from exc
+            raise DatabaseError(f"Cannot prepare the database {safe_url(str(engine.url))}: {db_reason(exc)}") from exc
     ensure_schema(engine)
 
 
@@ -124,12 +117,7 @@ def has_schema(engine: Engine) -> bool:
     try:
         return inspect(engine).has_table("faces")
     except SQLAlchemyError as exc:
-        raise DatabaseError(f"Cannot reach the database {safe_url(str(engine.url))}: {_reason(exc)}") from exc
-
-
-def _reason(exc: SQLAlchemyError) -> str:
-    orig = getattr(exc, "orig", None)
-    return str(orig or exc).strip().splitlines()[0]
+        raise DatabaseError(f"Cannot reach the database {safe_url(str(engine.url))}: {db_reason(exc)}") from exc
 
 
 @contextlib.contextmanager
@@ -176,7 +164,7 @@ def run_lock(engine: Engine) -> Iterator[bool]:
             got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": PG_LOCK_KEY}).scalar()
             conn.commit()
         except OperationalError as exc:
-            raise DatabaseError(f"Cannot reach the database {safe_url(str(url))}: {_reason(exc)}") from exc
+            raise DatabaseError(f"Cannot reach the database {safe_url(str(url))}: {db_reason(exc)}") from exc
         if not got:
             conn.close()
             raise RunLockedError(
