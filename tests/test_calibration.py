@@ -74,6 +74,7 @@ def test_the_temperature_layer_matches_numpy_and_survives_saving(tmp_path, tiny_
         with_temperature(net, 0.0)
 
 
+@pytest.mark.slow
 def test_bundle_calibrate_fits_on_publictest_and_builds_the_temperature_in(tmp_path):
     from emotion_batch.classifier import load_classifier
     from emotion_batch.training.data import load_fer2013

@@ -123,6 +123,7 @@ def test_a_tflite_file_is_checked_against_its_hash(tiny_model_file, tmp_path):
         load_classifier(str(broken))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("max_loss, bundled", [(1.0, True), (-1.0, False)])
 def test_bundle_writes_the_quantized_file_with_its_own_metrics(tmp_path, max_loss, bundled):
     from emotion_batch.reports.methodology import model_reliability

@@ -138,6 +138,7 @@ def _wait_for_rows(proc, db, minimum, timeout=120):
     pytest.fail("no rows appeared")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["kill", "ctrl-c"])
 def test_run_killed_midway_resumes_without_duplicates(tmp_path, tiny_model_file, how, db_url):
     root = tmp_path / "campaigns"

@@ -131,6 +131,7 @@ def test_a_run_starts_from_a_bundled_files_weights(tmp_path):
         train(TrainConfig(data=str(data), model="tiny_test", epochs=1, init=str(other), name="third"), runs_dir=tmp_path / "runs", verbose=0)
 
 
+@pytest.mark.slow
 def test_original_architectures_build_from_their_specs():
     assert {"model_1_concept", "model_2_best", "model_3_best_nodropout", "model_4_best_nodropout_nobatchn", "resx_small"} <= set(spec_names())
     best = build_from_spec(load_spec("model_2_best"))
