@@ -1,0 +1,79 @@
+"""The tables ``videos`` and ``video_frames`` and the view ``ad_second_trace`` on SQLite and PostgreSQL: the
+view gives the numbers of ``video.trace.second_trace`` on the same frames."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.orm import Session
+
+from emotion_batch.labels import EMOTIONS
+from emotion_batch.store.models import Ad, VideoFrameRow, VideoRow
+from emotion_batch.store.session import init_db, make_engine
+from emotion_batch.video.decode import VIDEO_STATUSES
+from emotion_batch.video.trace import second_trace
+
+from .store_data import assert_rows_equal, populate, populate_videos
+
+VIEW_COLUMNS = ["campaign", "ad", "second", "viewers", "frames", *[f"count_{e}" for e in EMOTIONS],
+                *[f"share_{e}" for e in EMOTIONS], *[f"mean_p_{e}" for e in EMOTIONS], "valence"]
+
+
+@pytest.fixture()
+def engine(db_url):
+    engine = make_engine(db_url)
+    init_db(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_ad_second_trace_gives_the_numbers_of_second_trace(engine):
+    with Session(engine) as session, session.begin():
+        populate(session)
+        frames = populate_videos(session)
+    with engine.connect() as conn:
+        from_view = [dict(r) for r in conn.execute(text("SELECT * FROM ad_second_trace")).mappings()]
+    expected = (second_trace(frames, min_faces=1, by=("campaign", "ad"))
+                .filter(pl.col("viewers") > 0).select(VIEW_COLUMNS))
+    assert expected.height > 10 and expected["viewers"].max() == 3  # several viewers a second, and votes differ
+    assert expected.filter(pl.col("share_happy").is_between(0.01, 0.99)).height > 0
+    assert_rows_equal(from_view, expected.to_dicts(), keys=["campaign", "ad", "second"], rel=1e-9)
+
+
+def test_deleting_an_ad_removes_its_videos_and_frames(engine):
+    with Session(engine) as session, session.begin():
+        populate(session)
+        populate_videos(session)
+    with Session(engine) as session, session.begin():
+        before = session.scalar(select(func.count()).select_from(VideoFrameRow))
+        session.execute(delete(Ad).where(Ad.name == "ad_one"))
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(VideoFrameRow)) < before
+        assert session.scalars(select(VideoRow.path)).all() and not any(
+            p.startswith("summer/ad_one/") for p in session.scalars(select(VideoRow.path)))
+
+
+def test_video_statuses_fit_the_status_column():
+    assert max(map(len, VIDEO_STATUSES)) <= VideoRow.__table__.c.status.type.length
+
+
+def test_prune_and_delete_remove_videos_with_their_frames(engine):
+    import datetime as dt
+
+    from emotion_batch.store.retention import delete_results, prune_older_than
+
+    from .store_data import T0, VIDEO_PLAN
+
+    with Session(engine) as session, session.begin():
+        populate(session)
+        frames = populate_videos(session)
+    with Session(engine) as session, session.begin():
+        removed = delete_results(session, campaign="winter")
+    assert (removed.videos, removed.video_frames) == (1, frames.filter(pl.col("campaign") == "winter").height)
+    with Session(engine) as session, session.begin():
+        removed = prune_older_than(session, T0 + dt.timedelta(minutes=1))
+    assert removed.videos == sum(len(v) for k, v in VIDEO_PLAN.items() if k[0] != "winter")
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(VideoFrameRow)) == 0
+        assert session.scalar(select(func.count()).select_from(VideoRow)) == 0
