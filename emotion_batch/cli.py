@@ -261,7 +261,7 @@ def report(db, reports, min_faces, paper, examples, report_workers, campaign, ad
 
 
 DATASET_CHOICES = ("faces", "images", "failed-images", "ad-summary", "campaign-summary", "daily-trend",
-                   "share-estimates")
+                   "share-estimates", "videos", "video-frames", "second-trace")
 
 
 def _confirm_removal(what: str, removed, yes: bool) -> None:
@@ -326,13 +326,13 @@ def db_upgrade(db, revision, quiet) -> None:
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "xlsx"]), help="[default: from the extension of FILE]")
 @click.option("--campaign", "campaigns", multiple=True, metavar="NAME", help="Only this campaign (repeatable).")
 @click.option("--ad", "ads", multiple=True, metavar="NAME", help="Only ads of this name (repeatable).")
-@click.option("--since", metavar="DATE", help="Only images processed from this UTC date (or date-time) on.")
-@click.option("--until", metavar="DATE", help="Only images processed up to this UTC date (inclusive) or before a date-time.")
+@click.option("--since", metavar="DATE", help="Only images (videos) processed from this UTC date (or date-time) on.")
+@click.option("--until", metavar="DATE", help="Only images (videos) processed up to this UTC date (inclusive) or before a date-time.")
 @db_option
 @output_options
 def export_data(dataset, out, fmt, campaigns, ads, since, until, db, quiet, verbose, as_json) -> None:
-    """Write one view's rows (faces, images, failed images, the ad or campaign summary, the daily trend)
-    to CSV, Parquet or Excel, streamed in chunks.
+    """Write one view's rows (faces, images, failed images, the ad or campaign summary, the daily trend, the
+    viewer videos, their frames, the second-by-second trace) to CSV, Parquet or Excel, streamed in chunks.
 
     Summaries count only the images and faces the filters select. (`emotion-batch export-model` exports models.)
     """
@@ -431,10 +431,11 @@ def delete_command(campaign, ad, db, dry_run, yes, quiet, verbose, as_json) -> N
 @click.argument("dest", type=click.Path(file_okay=False, path_type=str))
 @click.option("--seed", type=int, default=7, show_default=True)
 def sample(dest, seed) -> None:
-    """Write the sample campaign tree (public-domain photos shipped with scikit-image) into DEST."""
+    """Write the sample campaign tree (public-domain photos shipped with scikit-image, and two short viewer
+    videos made from them) into DEST."""
     from .sample import make_sample_campaigns
 
-    counts = make_sample_campaigns(dest, seed=seed)
+    counts = make_sample_campaigns(dest, seed=seed, videos=True)
     click.echo(f"emotion-batch: sample campaigns in {dest}: " + ", ".join(f"{k} ({v} files)" for k, v in counts.items()))
 
 

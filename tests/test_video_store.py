@@ -77,3 +77,33 @@ def test_prune_and_delete_remove_videos_with_their_frames(engine):
     with Session(engine) as session:
         assert session.scalar(select(func.count()).select_from(VideoFrameRow)) == 0
         assert session.scalar(select(func.count()).select_from(VideoRow)) == 0
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_exports_hold_videos_frames_and_the_trace(engine, tmp_path, fmt):
+    from emotion_batch.exceptions import ConfigError
+    from emotion_batch.exports import export_rows
+    from emotion_batch.store.queries import Filters
+
+    from .store_data import VIDEO_PLAN
+
+    with Session(engine) as session, session.begin():
+        populate(session)
+        frames = populate_videos(session)
+    with engine.connect() as conn:
+        trace_rows = conn.execute(text("SELECT count(*) FROM ad_second_trace")).scalar()
+    expected = {"videos": sum(len(v) for v in VIDEO_PLAN.values()), "video-frames": frames.height,
+                "second-trace": trace_rows}
+    with Session(engine) as session:
+        for dataset, rows in expected.items():
+            out = tmp_path / f"{dataset}.{fmt}"
+            result = export_rows(session, dataset, str(out), fmt=fmt)
+            assert result.rows == rows > 0, dataset
+            read = pl.read_csv(out) if fmt == "csv" else pl.read_parquet(out)
+            assert read.height == rows and list(read.columns) == list(result.columns)
+        summer = export_rows(session, "video-frames", str(tmp_path / "summer.csv"), filters=Filters(campaigns=("summer",)))
+        assert summer.rows == frames.filter(pl.col("campaign") == "summer").height
+        trace = pl.read_csv(tmp_path / "second-trace.csv") if fmt == "csv" else pl.read_parquet(tmp_path / "second-trace.parquet")
+        assert trace.columns == VIEW_COLUMNS and trace["viewers"].dtype == pl.Int64
+        with pytest.raises(ConfigError, match="since and until do not apply"):
+            export_rows(session, "second-trace", str(tmp_path / "t.csv"), filters=Filters.from_options(since="2024-05-01"))
