@@ -409,6 +409,7 @@ def _tasks(session_factory, options: RunOptions, summary: RunSummary, stats: Wal
            touched: list, progress, videos: list) -> Iterator[Task]:
     """The image tasks, ad by ad; the ads' new or changed recordings are appended to ``videos``."""
     from .video.batch import VideoTask
+    from .video.sidecar import sidecar_stamp
 
     root = str(Path(options.root).resolve())
     for campaign, ad, found in walk_ads(options.root, stats, follow_symlinks=options.follow_symlinks, videos=True):
@@ -428,11 +429,14 @@ def _tasks(session_factory, options: RunOptions, summary: RunSummary, stats: Wal
         skipped = 0
         for cand in recordings:
             old = known_videos.get(cand.path)
-            if old is not None and not options.reprocess and old.size_bytes == cand.size and old.mtime_ns == cand.mtime_ns:
+            stamp = sidecar_stamp(Path(root) / cand.path)
+            same_sidecar = old is not None and old.sidecar_stamp == stamp
+            if same_sidecar and not options.reprocess and old.size_bytes == cand.size and old.mtime_ns == cand.mtime_ns:
                 summary.videos_unchanged += 1
                 skipped += 1
                 continue
-            videos.append(VideoTask(ad_id, root, cand, old.id if old else None, old.sha256 if old else None))
+            videos.append(VideoTask(ad_id, root, cand, old.id if old else None, old.sha256 if old else None,
+                                    stamp, old is not None and not same_sidecar))
         for cand in candidates:
             old = known.get(cand.path)
             if old is not None and not options.reprocess and old.size_bytes == cand.size and old.mtime_ns == cand.mtime_ns:

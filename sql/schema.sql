@@ -102,6 +102,7 @@ CREATE TABLE videos (
 	sha256 VARCHAR(64),
 	size_bytes BIGINT NOT NULL,
 	mtime_ns BIGINT NOT NULL,
+	sidecar_stamp TEXT,
 	status VARCHAR(16) NOT NULL,
 	error TEXT,
 	codec VARCHAR(32),

@@ -194,3 +194,24 @@ def test_run_command_counts_videos_and_takes_video_fps(tmp_path, tiny_model_file
             assert s.scalar(select(Run.status)) == "ok"
     finally:
         engine.dispose()
+
+
+def test_a_changed_sidecar_redoes_its_video_with_the_new_offset(sqlite_factory, tiny_classifier, tmp_path):
+    root = tmp_path / "campaigns"
+    path = _video(root / "spring" / "teaser" / "v1.mp4", seconds=3.0)
+    sidecar = path.with_suffix(".json")
+    sidecar.write_text('{"ad_offset_s": 0.5}')
+    _run(sqlite_factory, tiny_classifier, root)
+    assert _videos(sqlite_factory)["spring/teaser/v1.mp4"].offset_s == 0.5
+    assert _run(sqlite_factory, tiny_classifier, root).videos_unchanged == 1
+    sidecar.write_text('{"ad_offset_s": 1.0}')
+    os.utime(sidecar, ns=(sidecar.stat().st_mtime_ns + 10**9,) * 2)
+    summary = _run(sqlite_factory, tiny_classifier, root)
+    assert (summary.videos_processed, summary.videos_unchanged) == (1, 0)
+    [row] = _videos(sqlite_factory).values()
+    assert row.offset_s == 1.0 and row.frames_sampled == 4  # 2 s of the ad left at 2 fps
+    assert _on_grid([f.time_ms for f in _frames(sqlite_factory)], 4)
+    sidecar.unlink()  # back to an offset of 0
+    assert _run(sqlite_factory, tiny_classifier, root).videos_processed == 1
+    assert _videos(sqlite_factory)["spring/teaser/v1.mp4"].offset_s == 0.0
+    assert len(_frames(sqlite_factory)) == 6

@@ -197,8 +197,8 @@ class VideoRow(Base):
     """One viewer recording (``ROOT/<campaign>/<ad>/**/<file>.mp4``): where it is, what it was, what came of it.
 
     ``status`` is one of ``video.decode.VIDEO_STATUSES``; ``offset_s`` is where the ad starts in the
-    recording (its sidecar's ``ad_offset_s``, 0 without one). A changed file is redone whole: its row and its
-    frames are replaced in one transaction.
+    recording (its sidecar's ``ad_offset_s``, 0 without one). A changed file (or sidecar: ``sidecar_stamp``)
+    is redone whole: its row and its frames are replaced in one transaction.
     """
 
     __tablename__ = "videos"
@@ -211,6 +211,7 @@ class VideoRow(Base):
     sha256: Mapped[Optional[str]] = mapped_column(String(64), index=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    sidecar_stamp: Mapped[Optional[str]] = mapped_column(Text)  # the sidecars' names, sizes, mtimes; None: none
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[Optional[str]] = mapped_column(Text)
     codec: Mapped[Optional[str]] = mapped_column(String(32))

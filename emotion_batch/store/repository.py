@@ -199,6 +199,7 @@ class KnownVideo:
     size_bytes: int
     mtime_ns: int
     sha256: str | None
+    sidecar_stamp: str | None = None
 
 
 @dataclass
@@ -214,6 +215,7 @@ class VideoRecord:
     status: str
     sample_fps: float
     error: str | None = None
+    sidecar_stamp: str | None = None
     figures: dict = field(default_factory=dict)
     frames: Sequence[dict] = ()
     existing_id: int | None = None
@@ -222,8 +224,8 @@ class VideoRecord:
 def known_videos(session: Session, ad_id: int) -> dict[str, KnownVideo]:
     """The videos already stored for one ad, by path."""
     rows = session.execute(select(VideoRow.path, VideoRow.id, VideoRow.size_bytes, VideoRow.mtime_ns,
-                                  VideoRow.sha256).where(VideoRow.ad_id == ad_id))
-    return {path: KnownVideo(id_, size, mtime, sha) for path, id_, size, mtime, sha in rows}
+                                  VideoRow.sha256, VideoRow.sidecar_stamp).where(VideoRow.ad_id == ad_id))
+    return {path: KnownVideo(id_, size, mtime, sha, stamp) for path, id_, size, mtime, sha, stamp in rows}
 
 
 def touch_video(session: Session, video_id: int, size: int, mtime_ns: int) -> None:
@@ -243,7 +245,8 @@ def write_video(session: Session, run_id: int | None, record: VideoRecord, *, mo
     figures["sample_fps"] = record.sample_fps
     video_id = session.execute(insert(VideoRow).values(
         ad_id=record.ad_id, run_id=run_id, path=record.path, sha256=record.sha256, size_bytes=record.size_bytes,
-        mtime_ns=record.mtime_ns, status=record.status, error=record.error, model_id=model_id,
+        mtime_ns=record.mtime_ns, sidecar_stamp=record.sidecar_stamp, status=record.status, error=record.error,
+        model_id=model_id,
         processed_at=utcnow(), **figures,
     ).returning(VideoRow.id)).scalar_one()
     rows = [{"video_id": video_id, "model_id": model_id, **{k: frame[k] for k in VIDEO_FRAME_COLUMNS}}

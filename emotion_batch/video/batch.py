@@ -6,7 +6,8 @@ thread ahead of the detector (``analysis.analyze_video``) and the run's classifi
 many frames per call. A recording's rows are written only once it is analysed whole, in one transaction
 that also removes the rows of its previous version, so a run killed mid-video loses that video alone and
 the next run analyses it again, without duplicates. An unchanged recording (same size and mtime as
-stored) is never opened; one whose content hash did not change only has its size and mtime updated.
+stored, and the same sidecar) is never opened; one whose content hash did not change only has its size and mtime
+updated; a changed sidecar redoes its recording.
 Bad input is a recorded status (``decode.VIDEO_STATUSES``) with an error naming the file, never a crash.
 """
 
@@ -47,6 +48,8 @@ class VideoTask:
     candidate: Candidate
     existing_id: int | None
     known_sha256: str | None
+    sidecar_stamp: str | None = None  # the sidecars now (``sidecar.sidecar_stamp``)
+    sidecar_changed: bool = False  # they differ from those the stored rows were made with
 
 
 def video_detector(detector: str, *, min_score: float | None = None, min_face: float | None = None) -> Detector:
@@ -80,13 +83,14 @@ def analyse_video_task(task: VideoTask, detector: Detector, classifier: Any, *, 
 
     def record(status: str, error: str | None, sha: str | None, **kwargs: Any) -> VideoRecord:
         return VideoRecord(ad_id=task.ad_id, path=cand.path, size_bytes=cand.size, mtime_ns=cand.mtime_ns, sha256=sha,
-                           status=status, sample_fps=float(fps), error=error, existing_id=task.existing_id, **kwargs)
+                           status=status, sample_fps=float(fps), error=error, existing_id=task.existing_id,
+                           sidecar_stamp=task.sidecar_stamp, **kwargs)
 
     try:
         sha = file_sha256(path)
     except OSError as exc:
         return record("unreadable", f"{cand.path}: cannot read file ({exc.strerror or exc})", None)
-    if task.known_sha256 == sha and not reprocess:
+    if task.known_sha256 == sha and not task.sidecar_changed and not reprocess:
         return None
     try:
         result = analyze_video(path, detector, classifier, fps=fps, work_side=work_side, level=level)
