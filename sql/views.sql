@@ -54,7 +54,7 @@
 --   share_<e>           count_<e> / viewers (the seven shares of a second sum to 1)
 --   mean_p_<e>          mean over the viewers of their mean probability of e
 --   valence             share_happy - (share_angry + share_disgust + share_fear + share_sad), as above
---   Seconds without viewers have no row; the minimum-group rule (--min-faces) is the reader's to apply:
+--   Seconds without viewers have no row. The minimum-group rule (--min-faces) is the reader's to apply:
 --   reports grey out seconds with fewer viewers. The same numbers come out of
 --   emotion_batch/video/trace.py (second_trace), which also gives the spread of valence.
 
