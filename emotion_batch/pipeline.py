@@ -497,10 +497,11 @@ def _process(session_factory, classifier, options, executor: Executor, summary: 
     if videos:
         from .video.batch import run_videos
 
-        run_videos(session_factory, classifier, videos, summary, run_id=summary.run_id, detector=options.detector,
-                   fps=options.video_fps, work_side=options.work_side, min_score=options.min_score,
-                   min_face=options.min_face, level=options.level_eyes, reprocess=options.reprocess,
-                   progress=progress)
+        changed = run_videos(session_factory, classifier, videos, summary, run_id=summary.run_id,
+                             detector=options.detector, fps=options.video_fps, work_side=options.work_side,
+                             min_score=options.min_score, min_face=options.min_face, level=options.level_eyes,
+                             reprocess=options.reprocess, progress=progress)
+        new_ads.update(dict.fromkeys(changed))  # their reports show the viewers' trace
     summary.hidden_skipped = stats.hidden
     summary.non_images_skipped = stats.not_image
     summary.special_skipped = stats.special

@@ -107,3 +107,30 @@ def test_exports_hold_videos_frames_and_the_trace(engine, tmp_path, fmt):
         assert trace.columns == VIEW_COLUMNS and trace["viewers"].dtype == pl.Int64
         with pytest.raises(ConfigError, match="since and until do not apply"):
             export_rows(session, "second-trace", str(tmp_path / "t.csv"), filters=Filters.from_options(since="2024-05-01"))
+
+
+def test_an_ads_report_shows_its_viewer_trace_and_moments(tmp_path):
+    from emotion_batch.reports import render_ad_reports
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    init_db(engine)
+    try:
+        with Session(engine) as session, session.begin():
+            populate(session)
+            populate_videos(session)
+        with Session(engine) as session:
+            paths = render_ad_reports(session, tmp_path / "reports", ads=[("summer", "ad_one"), ("summer", "ad two")],
+                                      min_faces=2, workers=0)
+            few = render_ad_reports(session, tmp_path / "strict", ads=[("summer", "ad_one")], min_faces=10, workers=0)
+    finally:
+        engine.dispose()
+    html = {p.stem: p.read_text(encoding="utf-8") for p in paths if p.suffix == ".html"}
+    assert len(html) == 2
+    with_videos = html["ad_one"]
+    assert "Viewer videos: second by second" in with_videos and "3 viewer recordings, 3 with the" in with_videos
+    assert "Strongest moments" in with_videos and "per second of the ad" in with_videos  # the chart's label
+    [without] = [text for name, text in html.items() if name != "ad_one"]
+    assert "Viewer videos" not in without
+    assert all(p.read_bytes().startswith(b"%PDF") for p in paths if p.suffix == ".pdf")
+    strict = next(p for p in few if p.suffix == ".html").read_text(encoding="utf-8")
+    assert "the trace is not\n  shown" in strict and "Strongest moments" not in strict
