@@ -90,8 +90,6 @@ def _videos(summary) -> str:
     """The videos of a run, for its summary line (nothing when ROOT holds none)."""
     if not summary.videos_found:
         return ""
-    if summary.videos_skipped:
-        return f"{summary.videos_skipped} videos skipped (--engine local reads them); "
     return (f"{summary.videos_found} videos found, {summary.videos_processed} processed ({summary.videos_ok} ok, "
             f"{summary.videos_no_face} no face, {summary.videos_failed} failed), {summary.videos_unchanged} unchanged, "
             f"{summary.video_frames} frames with a face; ")

@@ -43,7 +43,7 @@ def run_job(settings: Settings, options: RunOptions, *, progress: Callable[[int]
 
     options.validate()
     if on_total is not None:
-        on_total(count_candidates(options.root, follow_symlinks=options.follow_symlinks, videos=options.videos))
+        on_total(count_candidates(options.root, follow_symlinks=options.follow_symlinks, videos=True))
     model = None
     if options.engine == "ray":
         from .engines.ray_engine import ModelRef, run_batch_ray

@@ -3,8 +3,8 @@
 Worker processes read, hash, decode, detect and crop (each builds its detector once); the main
 process classifies faces in large batches and writes images with their faces in chunked transactions,
 while the workers go on decoding. Unchanged files (same size and mtime as stored) are never opened.
-Viewer recordings found beside the images are analysed after them, one at a time in the main process,
-each stored in one transaction (``video/batch.py``).
+Viewer recordings found beside the images are analysed after them, one at a time in the main process (the
+Ray engine: one per actor task), each stored in one transaction (``video/batch.py``).
 """
 
 from __future__ import annotations
@@ -85,11 +85,6 @@ class RunOptions:
             raise ConfigError(f"video_fps must be above 0 and at most {MAX_SAMPLE_FPS:g}. "
                               f"Received: video_fps={self.video_fps!r}")
 
-    @property
-    def videos(self) -> bool:
-        """Whether this run reads viewer recordings (the local engine does; the Ray engine does not yet)."""
-        return self.engine == "local"
-
 
 @dataclass
 class RunSummary:
@@ -110,7 +105,6 @@ class RunSummary:
     videos_no_face: int = 0
     videos_failed: int = 0  # unreadable, unsupported, bad_sidecar
     video_frames: int = 0  # video_frames rows written: sampled frames with the viewer's face
-    videos_skipped: int = 0  # recordings the engine does not read (the Ray engine)
     hidden_skipped: int = 0
     non_images_skipped: int = 0
     special_skipped: int = 0  # FIFOs, sockets, devices, dangling links, links to folders
@@ -246,7 +240,9 @@ class Executor(Protocol):
     ``map`` may yield outcomes in any order and may classify them already (``Outcome.probs`` set);
     ``close`` ends its workers (``terminate=True`` after an error or Ctrl-C) and returns when they are gone.
     ``worker_deaths`` counts worker processes that died during ``map`` (0 where the engine recovers on its own);
-    ``run_batch`` reads it after ``map`` to set the run's status.
+    ``run_batch`` reads it after ``map`` to set the run's status. An executor may also have
+    ``map_videos(tasks) -> Iterator[(VideoTask, VideoRecord | None)]`` (``video.batch``), one video per task;
+    without it the recordings are analysed in this process with the run's classifier.
     """
 
     worker_deaths: int
@@ -417,9 +413,6 @@ def _tasks(session_factory, options: RunOptions, summary: RunSummary, stats: Wal
         recordings = [c for c in found if c.kind == "video"]
         summary.images_found += len(candidates)
         summary.videos_found += len(recordings)
-        if recordings and not options.videos:
-            summary.videos_skipped += len(recordings)
-            recordings = []
         if not candidates and not recordings:
             continue
         with session_factory.begin() as session:
@@ -491,16 +484,18 @@ def _process(session_factory, classifier, options, executor: Executor, summary: 
         if pending_faces >= options.batch_size or len(pending) >= options.chunk_images:
             flush()
     flush()
-    if summary.videos_skipped:
-        log.warning("%d viewer recordings skipped: the %s engine does not read videos yet (use --engine local)",
-                    summary.videos_skipped, options.engine)
     if videos:
-        from .video.batch import run_videos
+        from .video.batch import run_videos, store_videos
 
-        changed = run_videos(session_factory, classifier, videos, summary, run_id=summary.run_id,
-                             detector=options.detector, fps=options.video_fps, work_side=options.work_side,
-                             min_score=options.min_score, min_face=options.min_face, level=options.level_eyes,
-                             reprocess=options.reprocess, progress=progress)
+        map_videos = getattr(executor, "map_videos", None)
+        if map_videos is not None:  # the executor analyses them (Ray actors); this process writes them
+            changed = store_videos(session_factory, map_videos(videos), summary, run_id=summary.run_id,
+                                   model_id=classifier.model_id, progress=progress)
+        else:  # here, with the run's classifier
+            changed = run_videos(session_factory, classifier, videos, summary, run_id=summary.run_id,
+                                 detector=options.detector, fps=options.video_fps, work_side=options.work_side,
+                                 min_score=options.min_score, min_face=options.min_face, level=options.level_eyes,
+                                 reprocess=options.reprocess, progress=progress)
         new_ads.update(dict.fromkeys(changed))  # their reports show the viewers' trace
     summary.hidden_skipped = stats.hidden
     summary.non_images_skipped = stats.not_image

@@ -1,9 +1,10 @@
 """The batch job's video stage: every new or changed recording of a run -> a ``videos`` row and its
 ``video_frames``, one transaction per video.
 
-Recordings are analysed in the main process, one at a time, after the run's images: decoding runs in a
-thread ahead of the detector (``analysis.analyze_video``) and the run's classifier predicts the faces of
-many frames per call. A recording's rows are written only once it is analysed whole, in one transaction
+Recordings are analysed after the run's images, one video per task (``VideoAnalyser``): by the local
+engine in its main process, one at a time, decoding in a thread ahead of the detector
+(``analysis.analyze_video``) while the run's classifier predicts the faces of many frames per call; by
+the Ray engine in its actors. Either way the driver writes the results (``store_videos``). A recording's rows are written only once it is analysed whole, in one transaction
 that also removes the rows of its previous version, so a run killed mid-video loses that video alone and
 the next run analyses it again, without duplicates. An unchanged recording (same size and mtime as
 stored, and the same sidecar) is never opened; one whose content hash did not change only has its size and mtime
@@ -17,7 +18,7 @@ import dataclasses
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,37 +107,56 @@ def analyse_video_task(task: VideoTask, detector: Detector, classifier: Any, *, 
     return record(stats.status, error, sha, figures=dataclasses.asdict(stats), frames=result.frame_rows())
 
 
-def run_videos(session_factory, classifier, tasks: Sequence[VideoTask], summary, *, run_id: int | None,
-               detector: str, fps: float, work_side: int, min_score: float | None = None,
-               min_face: float | None = None, level: bool = True, reprocess: bool = False,
-               progress: Callable[[int], None] | None = None) -> list[tuple[str, str]]:
-    """Analyse and store every task, each video in its own transaction; count them on ``summary``
-    (``pipeline.RunSummary``: ``videos_processed``, ``videos_ok`` ..., ``video_frames``, ``failures``).
+class VideoAnalyser:
+    """Analyses recordings with one detector (``video_detector``) and one classifier, built once: what each
+    engine runs per video (the local engine in its main process, the Ray engine in its actors).
+
+    Args:
+        classifier: the run's classifier (``classifier.load_classifier``).
+        detector: the detector's name; ``min_score``, ``min_face`` as for ``video_detector``.
+        fps, work_side, level, reprocess: as for ``analyse_video_task``.
+    """
+
+    def __init__(self, classifier: Any, *, detector: str, fps: float, work_side: int, min_score: float | None = None,
+                 min_face: float | None = None, level: bool = True, reprocess: bool = False) -> None:
+        self.classifier = classifier
+        self.detector = video_detector(detector, min_score=min_score, min_face=min_face)
+        self.fps, self.work_side, self.level, self.reprocess = fps, work_side, level, reprocess
+
+    def __call__(self, task: VideoTask) -> VideoRecord | None:
+        return analyse_video_task(task, self.detector, self.classifier, fps=self.fps, work_side=self.work_side,
+                                  level=self.level, reprocess=self.reprocess)
+
+
+def store_videos(session_factory, results: Iterable[tuple[VideoTask, VideoRecord | None]], summary, *,
+                 run_id: int | None, model_id: str, progress: Callable[[int], None] | None = None
+                 ) -> list[tuple[str, str]]:
+    """Write each analysed recording in its own transaction (``None``: only its new size and mtime) as the
+    results come, and count them on ``summary`` (``pipeline.RunSummary``: ``videos_processed``,
+    ``videos_ok`` ..., ``video_frames``, ``failures``).
 
     Returns:
         The ``(campaign, ad)`` pairs whose videos were stored anew.
     """
-    if not tasks:
-        return []
-    faces = video_detector(detector, min_score=min_score, min_face=min_face)
     changed: dict[tuple[str, str], None] = {}
-    for task in tasks:
+    for task, record in results:
         cand = task.candidate
-        record = analyse_video_task(task, faces, classifier, fps=fps, work_side=work_side, level=level,
-                                    reprocess=reprocess)
         with session_factory.begin() as session:
             if record is None:
                 touch_video(session, task.existing_id, cand.size, cand.mtime_ns)
             else:
-                summary.video_frames += write_video(session, run_id, record, model_id=classifier.model_id)
+                summary.video_frames += write_video(session, run_id, record, model_id=model_id)
         if record is None:
             summary.videos_unchanged += 1
         else:
             summary.videos_processed += 1
             if record.status in FAILED_VIDEO_STATUSES:
                 summary.videos_failed += 1
-            else:
+            elif record.status in ("ok", "no_face"):
                 setattr(summary, f"videos_{record.status}", getattr(summary, f"videos_{record.status}") + 1)
+            else:
+                raise ConfigError(f"status must be one of {['ok', 'no_face', *FAILED_VIDEO_STATUSES]}. "
+                                  f"Received: status={record.status!r}")
             if record.status != "ok" and len(summary.failures) < 100:
                 summary.failures.append((cand.path, record.status, record.error or ""))
             changed[(cand.campaign, cand.ad)] = None
@@ -144,3 +164,20 @@ def run_videos(session_factory, classifier, tasks: Sequence[VideoTask], summary,
         if progress:
             progress(1)
     return list(changed)
+
+
+def run_videos(session_factory, classifier, tasks: Sequence[VideoTask], summary, *, run_id: int | None,
+               detector: str, fps: float, work_side: int, min_score: float | None = None,
+               min_face: float | None = None, level: bool = True, reprocess: bool = False,
+               progress: Callable[[int], None] | None = None) -> list[tuple[str, str]]:
+    """Analyse every task in this process, one after the other, and store each (``store_videos``).
+
+    Returns:
+        The ``(campaign, ad)`` pairs whose videos were stored anew.
+    """
+    if not tasks:
+        return []
+    analyser = VideoAnalyser(classifier, detector=detector, fps=fps, work_side=work_side, min_score=min_score,
+                             min_face=min_face, level=level, reprocess=reprocess)
+    return store_videos(session_factory, ((task, analyser(task)) for task in tasks), summary, run_id=run_id,
+                        model_id=classifier.model_id, progress=progress)
