@@ -86,6 +86,15 @@ def _skipped(summary) -> str:
     return f"skipped {', '.join(parts)}; " if parts else ""
 
 
+def _videos(summary) -> str:
+    """The videos of a run, for its summary line (nothing when ROOT holds none)."""
+    if not summary.videos_found:
+        return ""
+    return (f"{summary.videos_found} videos found, {summary.videos_processed} processed ({summary.videos_ok} ok, "
+            f"{summary.videos_no_face} no face, {summary.videos_failed} failed), {summary.videos_unchanged} unchanged, "
+            f"{summary.video_frames} frames with a face; ")
+
+
 def _reports_json(written) -> dict:
     return {"reports": [str(p) for p in written.ads], "campaign_reports": [str(p) for p in written.campaigns],
             "index": [str(p) for p in written.index], "report_seconds": round(written.seconds, 3)}
@@ -148,7 +157,10 @@ def cli() -> None:
 @click.option("--workers", type=click.IntRange(min=0), help="Decode/detect processes (Ray actors with --engine ray)  [default: one per core; 0: none]")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=120_000_000, show_default=True,
               help="Refuse larger images as 'unsupported' (decompression bombs).")
-@click.option("--reprocess", is_flag=True, help="Process every image again, changed or not.")
+@click.option("--reprocess", is_flag=True, help="Process every image and video again, changed or not.")
+@click.option("--video-fps", type=click.FloatRange(min=0, max=60, min_open=True), default=5.0, show_default=True,
+              help="Frames sampled per second of a viewer recording (its faces are searched from 64 px up unless "
+                   "--min-face-size is given).")
 @click.option("--follow-symlinks", is_flag=True,
               help="Also read image files that symbolic links point to outside ROOT (skipped and counted by default).")
 @click.option("--no-reports", is_flag=True, help="Store results only; render no reports.")
@@ -160,9 +172,9 @@ def cli() -> None:
               help="With --engine ray: GPUs per actor (0.25: four actors share a GPU).")
 @output_options
 def run(root, db, reports, min_faces, paper, examples, report_workers, model, model_sha256, backend, detector, min_score,
-        min_face, batch_size, workers, max_pixels, reprocess, follow_symlinks, no_reports, engine, ray_address, ray_gpus, quiet, verbose,
-        as_json) -> None:
-    """Find faces in new images under ROOT, classify them, store the results and render reports."""
+        min_face, batch_size, workers, max_pixels, reprocess, video_fps, follow_symlinks, no_reports, engine, ray_address,
+        ray_gpus, quiet, verbose, as_json) -> None:
+    """Find faces in new images and viewer videos under ROOT, classify them, store the results and render reports."""
     _setup_logging(verbose, quiet)
     _quiet_tensorflow(verbose, model=model, backend=backend if engine == "local" else None)
     from .config import Settings
@@ -173,7 +185,7 @@ def run(root, db, reports, min_faces, paper, examples, report_workers, model, mo
                                      backend=backend, paper=paper, examples=examples, report_workers=report_workers)
     options = RunOptions(root=root, detector=detector, batch_size=batch_size, workers=workers, reprocess=reprocess,
                          min_score=min_score, min_face=min_face, max_pixels=max_pixels, engine=engine,
-                         follow_symlinks=follow_symlinks,
+                         follow_symlinks=follow_symlinks, video_fps=video_fps,
                          ray_address=ray_address,
                          ray_gpus=ray_gpus)
     show_bar = not quiet and not as_json and sys.stderr.isatty()
@@ -182,7 +194,7 @@ def run(root, db, reports, min_faces, paper, examples, report_workers, model, mo
     def on_total(total: int) -> None:
         nonlocal bar
         if show_bar:
-            bar = click.progressbar(length=total, label="images", file=sys.stderr, show_pos=True)
+            bar = click.progressbar(length=total, label="files", file=sys.stderr, show_pos=True)
             bar.__enter__()
 
     def progress(n: int) -> None:
@@ -212,7 +224,7 @@ def run(root, db, reports, min_faces, paper, examples, report_workers, model, mo
             f"emotion-batch: {summary.images_found} images found, {summary.processed} processed "
             f"({summary.ok} ok, {summary.no_face} no face, {summary.unreadable} unreadable, "
             f"{summary.unsupported} unsupported), {summary.unchanged} unchanged, {summary.faces} faces "
-            f"in {summary.seconds:.1f} s ({summary.images_per_second:.1f} images/s); "
+            f"in {summary.seconds:.1f} s ({summary.images_per_second:.1f} images/s); {_videos(summary)}"
             f"{_skipped(summary)}{_reports_line(written, settings.reports)}"
         )
     if summary.worker_deaths:
@@ -247,7 +259,7 @@ def report(db, reports, min_faces, paper, examples, report_workers, campaign, ad
 
 
 DATASET_CHOICES = ("faces", "images", "failed-images", "ad-summary", "campaign-summary", "daily-trend",
-                   "share-estimates")
+                   "share-estimates", "videos", "video-frames", "second-trace")
 
 
 def _confirm_removal(what: str, removed, yes: bool) -> None:
@@ -312,13 +324,13 @@ def db_upgrade(db, revision, quiet) -> None:
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "xlsx"]), help="[default: from the extension of FILE]")
 @click.option("--campaign", "campaigns", multiple=True, metavar="NAME", help="Only this campaign (repeatable).")
 @click.option("--ad", "ads", multiple=True, metavar="NAME", help="Only ads of this name (repeatable).")
-@click.option("--since", metavar="DATE", help="Only images processed from this UTC date (or date-time) on.")
-@click.option("--until", metavar="DATE", help="Only images processed up to this UTC date (inclusive) or before a date-time.")
+@click.option("--since", metavar="DATE", help="Only images (videos) processed from this UTC date (or date-time) on.")
+@click.option("--until", metavar="DATE", help="Only images (videos) processed up to this UTC date (inclusive) or before a date-time.")
 @db_option
 @output_options
 def export_data(dataset, out, fmt, campaigns, ads, since, until, db, quiet, verbose, as_json) -> None:
-    """Write one view's rows (faces, images, failed images, the ad or campaign summary, the daily trend)
-    to CSV, Parquet or Excel, streamed in chunks.
+    """Write one view's rows (faces, images, failed images, the ad or campaign summary, the daily trend, the
+    viewer videos, their frames, the second-by-second trace) to CSV, Parquet or Excel, streamed in chunks.
 
     Summaries count only the images and faces the filters select. (`emotion-batch export-model` exports models.)
     """
@@ -417,10 +429,11 @@ def delete_command(campaign, ad, db, dry_run, yes, quiet, verbose, as_json) -> N
 @click.argument("dest", type=click.Path(file_okay=False, path_type=str))
 @click.option("--seed", type=int, default=7, show_default=True)
 def sample(dest, seed) -> None:
-    """Write the sample campaign tree (public-domain photos shipped with scikit-image) into DEST."""
+    """Write the sample campaign tree (public-domain photos shipped with scikit-image, and two short viewer
+    videos made from them) into DEST."""
     from .sample import make_sample_campaigns
 
-    counts = make_sample_campaigns(dest, seed=seed)
+    counts = make_sample_campaigns(dest, seed=seed, videos=True)
     click.echo(f"emotion-batch: sample campaigns in {dest}: " + ", ".join(f"{k} ({v} files)" for k, v in counts.items()))
 
 

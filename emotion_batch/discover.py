@@ -1,4 +1,5 @@
-"""Walk ``ROOT/<campaign>/<ad>/**/<image>`` and list candidate image files, cheaply (no decoding).
+"""Walk ``ROOT/<campaign>/<ad>/**/<image>`` and list candidate image files, cheaply (no decoding), and, with
+``videos=True``, the viewer recordings beside them (``video.decode.VIDEO_SUFFIXES``; ``Candidate.kind``).
 
 Hidden files and folders (a leading ``.``) and files whose extension is not an image's are skipped
 and counted; folders that cannot be read are recorded, never fatal. Special files (FIFOs, sockets,
@@ -17,27 +18,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .exceptions import ConfigError
+from .video.decode import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+VIDEO_EXTENSIONS = frozenset(VIDEO_SUFFIXES)
+#: Values of ``Candidate.kind``.
+KINDS = ("image", "video")
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """An image file found under ROOT; ``path`` is relative to ROOT with forward slashes."""
+    """An image (or, ``kind="video"``, a recording) found under ROOT; ``path`` is relative to ROOT with forward
+    slashes."""
 
     campaign: str
     ad: str
     path: str
     size: int
     mtime_ns: int
+    kind: str = "image"
 
 
 @dataclass
 class WalkStats:
     hidden: int = 0
-    not_image: int = 0
+    not_image: int = 0  # neither an image nor, when videos are walked, a video
     outside_ad: int = 0
     special: int = 0  # FIFOs, sockets, devices, dangling links, links to folders
     links_outside: int = 0  # links to files outside ROOT, not followed
@@ -55,9 +62,10 @@ def _scandir(path: Path, stats: WalkStats, root: Path) -> list[os.DirEntry]:
         return []
 
 
-def _files_under(folder: Path, root: Path, stats: WalkStats,
-                 follow_symlinks: bool = False) -> Iterator[tuple[Path, os.stat_result]]:
-    """Image files below ``folder``, depth first in name order, with an explicit stack (no recursion limit)."""
+def _files_under(folder: Path, root: Path, stats: WalkStats, follow_symlinks: bool = False,
+                 suffixes: frozenset[str] = IMAGE_EXTENSIONS) -> Iterator[tuple[Path, os.stat_result]]:
+    """Files below ``folder`` with one of ``suffixes``, depth first in name order, with an explicit stack (no
+    recursion limit)."""
     real_root = root.resolve()
     stack = [iter(_scandir(folder, stats, root))]
     while stack:
@@ -74,7 +82,7 @@ def _files_under(folder: Path, root: Path, stats: WalkStats,
             elif entry.is_symlink() and not entry.is_file():  # dangling, or a link to a folder or a FIFO
                 stats.special += 1
             elif entry.is_file():
-                if Path(entry.name).suffix.lower() not in IMAGE_EXTENSIONS:
+                if Path(entry.name).suffix.lower() not in suffixes:
                     stats.not_image += 1
                     continue
                 if entry.is_symlink() and not follow_symlinks and not Path(entry.path).resolve().is_relative_to(real_root):
@@ -88,11 +96,12 @@ def _files_under(folder: Path, root: Path, stats: WalkStats,
             stats.unreadable_dirs.append((Path(entry.path).relative_to(root).as_posix(), exc.strerror or str(exc)))
 
 
-def walk_ads(root: str | Path, stats: WalkStats | None = None, *,
-             follow_symlinks: bool = False) -> Iterator[tuple[str, str, list[Candidate]]]:
+def walk_ads(root: str | Path, stats: WalkStats | None = None, *, follow_symlinks: bool = False,
+             videos: bool = False) -> Iterator[tuple[str, str, list[Candidate]]]:
     """Yield ``(campaign, ad, candidates)`` for every ad folder under ``root``, in name order.
 
-    ``follow_symlinks`` also takes image files that symbolic links point to outside ``root``.
+    ``follow_symlinks`` also takes files that symbolic links point to outside ``root``. ``videos`` also
+    yields the ad's recordings (``kind="video"``, after its images); without it they count as ``not_image``.
 
     Raises:
         ConfigError: ``root`` is not a readable folder.
@@ -119,8 +128,11 @@ def walk_ads(root: str | Path, stats: WalkStats | None = None, *,
             if not ad.is_dir(follow_symlinks=False):
                 stats.outside_ad += 1
                 continue
+            suffixes = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS if videos else IMAGE_EXTENSIONS
             found = [
-                Candidate(campaign.name, ad.name, p.relative_to(base).as_posix(), st.st_size, st.st_mtime_ns)
-                for p, st in _files_under(Path(ad.path), base, stats, follow_symlinks)
+                Candidate(campaign.name, ad.name, p.relative_to(base).as_posix(), st.st_size, st.st_mtime_ns,
+                          "video" if p.suffix.lower() in VIDEO_EXTENSIONS else "image")
+                for p, st in _files_under(Path(ad.path), base, stats, follow_symlinks, suffixes)
             ]
+            found.sort(key=lambda c: c.kind != "image")  # images first, each kind in walk order
             yield campaign.name, ad.name, found

@@ -202,7 +202,7 @@ def export_rows(
     Args:
         session: an open session; nothing is written to the database.
         dataset: one of ``DATASETS`` (faces, images, failed-images, ad-summary, campaign-summary, daily-trend,
-            share-estimates).
+            share-estimates, videos, video-frames, second-trace).
         out: the file to write, or ``-`` for CSV on stdout.
         fmt: one of ``FORMATS``; from the extension of ``out`` when None.
         filters: campaigns, ads and a UTC time range.

@@ -30,7 +30,7 @@ def run_job(settings: Settings, options: RunOptions, *, progress: Callable[[int]
         settings: database, reports folder, model.
         options: the batch options.
         progress: called with the number of files handled since its last call.
-        on_total: called once with the number of candidate image files (for a progress bar).
+        on_total: called once with the number of candidate image files and recordings (for a progress bar).
         classifier: a ready ``Classifier`` (tests pass a tiny one); loaded from ``settings`` when None.
             The Ray engine (``options.engine="ray"``) ignores it: its actors load ``settings.model``.
         render: render the reports of the ads with new results.
@@ -43,7 +43,7 @@ def run_job(settings: Settings, options: RunOptions, *, progress: Callable[[int]
 
     options.validate()
     if on_total is not None:
-        on_total(count_candidates(options.root, follow_symlinks=options.follow_symlinks))
+        on_total(count_candidates(options.root, follow_symlinks=options.follow_symlinks, videos=True))
     model = None
     if options.engine == "ray":
         from .engines.ray_engine import ModelRef, run_batch_ray

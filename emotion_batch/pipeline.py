@@ -3,6 +3,8 @@
 Worker processes read, hash, decode, detect and crop (each builds its detector once); the main
 process classifies faces in large batches and writes images with their faces in chunked transactions,
 while the workers go on decoding. Unchanged files (same size and mtime as stored) are never opened.
+Viewer recordings found beside the images are analysed after them, one at a time in the main process (the
+Ray engine: one per actor task), each stored in one transaction (``video/batch.py``).
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from .faces import DETECTORS, build_detector
 from .imaging import DEFAULT_MAX_PIXELS, DEFAULT_WORK_SIDE, decode_image
 from .preprocess import faces_to_tensors
 from .store.models import Run, utcnow
+from .store import repository
 from .store.repository import ImageRecord, ad_id_for, known_images, mark_interrupted, touch_images, write_images
 from .store.session import init_db, run_lock, safe_url
+from .video.decode import DEFAULT_SAMPLE_FPS, MAX_SAMPLE_FPS
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,7 @@ class RunOptions:
     engine: str = "local"  # local: worker processes on this machine; ray: Ray Data actors (engines/ray_engine.py)
     ray_address: str | None = None  # with engine="ray": "auto", "ray://host:10001", or None for a local Ray
     ray_gpus: float = 0.0  # with engine="ray": GPUs per actor (0: CPU actors)
+    video_fps: float = DEFAULT_SAMPLE_FPS  # frames sampled per second of a viewer recording
 
     def validate(self) -> None:
         if self.detector not in DETECTORS:
@@ -76,6 +81,9 @@ class RunOptions:
             raise ConfigError(f"ray_address and ray_gpus need engine='ray'. Received: engine={self.engine!r}")
         if self.ray_gpus < 0:
             raise ConfigError(f"ray_gpus must be 0 or more. Received: ray_gpus={self.ray_gpus!r}")
+        if not 0 < self.video_fps <= MAX_SAMPLE_FPS:
+            raise ConfigError(f"video_fps must be above 0 and at most {MAX_SAMPLE_FPS:g}. "
+                              f"Received: video_fps={self.video_fps!r}")
 
 
 @dataclass
@@ -90,6 +98,13 @@ class RunSummary:
     unreadable: int = 0
     unsupported: int = 0
     faces: int = 0
+    videos_found: int = 0
+    videos_unchanged: int = 0
+    videos_processed: int = 0
+    videos_ok: int = 0
+    videos_no_face: int = 0
+    videos_failed: int = 0  # unreadable, unsupported, bad_sidecar
+    video_frames: int = 0  # video_frames rows written: sampled frames with the viewer's face
     hidden_skipped: int = 0
     non_images_skipped: int = 0
     special_skipped: int = 0  # FIFOs, sockets, devices, dangling links, links to folders
@@ -225,7 +240,9 @@ class Executor(Protocol):
     ``map`` may yield outcomes in any order and may classify them already (``Outcome.probs`` set);
     ``close`` ends its workers (``terminate=True`` after an error or Ctrl-C) and returns when they are gone.
     ``worker_deaths`` counts worker processes that died during ``map`` (0 where the engine recovers on its own);
-    ``run_batch`` reads it after ``map`` to set the run's status.
+    ``run_batch`` reads it after ``map`` to set the run's status. An executor may also have
+    ``map_videos(tasks) -> Iterator[(VideoTask, VideoRecord | None)]`` (``video.batch``), one video per task;
+    without it the recordings are analysed in this process with the run's classifier.
     """
 
     worker_deaths: int
@@ -290,8 +307,9 @@ def _died(task: Task, how: str) -> Outcome:
 # ---- the main side ---------------------------------------------------------------------------------
 
 
-def count_candidates(root: str, *, follow_symlinks: bool = False) -> int:
-    return sum(len(c) for _, _, c in walk_ads(root, WalkStats(), follow_symlinks=follow_symlinks))
+def count_candidates(root: str, *, follow_symlinks: bool = False, videos: bool = False) -> int:
+    """Image files (and, with ``videos``, recordings) under ROOT: the length of a run's progress bar."""
+    return sum(len(c) for _, _, c in walk_ads(root, WalkStats(), follow_symlinks=follow_symlinks, videos=videos))
 
 
 def run_batch(
@@ -384,16 +402,34 @@ def _finish_run(session_factory, summary: RunSummary, status: str, error: str | 
 
 
 def _tasks(session_factory, options: RunOptions, summary: RunSummary, stats: WalkStats,
-           touched: list, progress) -> Iterator[Task]:
+           touched: list, progress, videos: list) -> Iterator[Task]:
+    """The image tasks, ad by ad; the ads' new or changed recordings are appended to ``videos``."""
+    from .video.batch import VideoTask
+    from .video.sidecar import sidecar_stamp
+
     root = str(Path(options.root).resolve())
-    for campaign, ad, candidates in walk_ads(options.root, stats, follow_symlinks=options.follow_symlinks):
+    for campaign, ad, found in walk_ads(options.root, stats, follow_symlinks=options.follow_symlinks, videos=True):
+        candidates = [c for c in found if c.kind == "image"]
+        recordings = [c for c in found if c.kind == "video"]
         summary.images_found += len(candidates)
-        if not candidates:
+        summary.videos_found += len(recordings)
+        if not candidates and not recordings:
             continue
         with session_factory.begin() as session:
             ad_id = ad_id_for(session, campaign, ad)
             known = known_images(session, ad_id)
+            known_videos = repository.known_videos(session, ad_id) if recordings else {}
         skipped = 0
+        for cand in recordings:
+            old = known_videos.get(cand.path)
+            stamp = sidecar_stamp(Path(root) / cand.path)
+            same_sidecar = old is not None and old.sidecar_stamp == stamp
+            if same_sidecar and not options.reprocess and old.size_bytes == cand.size and old.mtime_ns == cand.mtime_ns:
+                summary.videos_unchanged += 1
+                skipped += 1
+                continue
+            videos.append(VideoTask(ad_id, root, cand, old.id if old else None, old.sha256 if old else None,
+                                    stamp, old is not None and not same_sidecar))
         for cand in candidates:
             old = known.get(cand.path)
             if old is not None and not options.reprocess and old.size_bytes == cand.size and old.mtime_ns == cand.mtime_ns:
@@ -411,6 +447,7 @@ def _process(session_factory, classifier, options, executor: Executor, summary: 
     pending: list[Outcome] = []
     pending_faces = 0
     new_ads: dict[tuple[str, str], None] = {}
+    videos: list = []
 
     def flush() -> None:
         nonlocal pending, pending_faces, touched
@@ -436,7 +473,7 @@ def _process(session_factory, classifier, options, executor: Executor, summary: 
             progress(len(pending) + len(touched))
         pending, pending_faces, touched = [], 0, []
 
-    for outcome in executor.map(_tasks(session_factory, options, summary, stats, touched, progress)):
+    for outcome in executor.map(_tasks(session_factory, options, summary, stats, touched, progress, videos)):
         if outcome.status == "same_content":
             c = outcome.task.candidate
             touched.append((outcome.task.existing_id, c.size, c.mtime_ns))
@@ -447,6 +484,19 @@ def _process(session_factory, classifier, options, executor: Executor, summary: 
         if pending_faces >= options.batch_size or len(pending) >= options.chunk_images:
             flush()
     flush()
+    if videos:
+        from .video.batch import run_videos, store_videos
+
+        map_videos = getattr(executor, "map_videos", None)
+        if map_videos is not None:  # the executor analyses them (Ray actors); this process writes them
+            changed = store_videos(session_factory, map_videos(videos), summary, run_id=summary.run_id,
+                                   model_id=classifier.model_id, progress=progress)
+        else:  # here, with the run's classifier
+            changed = run_videos(session_factory, classifier, videos, summary, run_id=summary.run_id,
+                                 detector=options.detector, fps=options.video_fps, work_side=options.work_side,
+                                 min_score=options.min_score, min_face=options.min_face, level=options.level_eyes,
+                                 reprocess=options.reprocess, progress=progress)
+        new_ads.update(dict.fromkeys(changed))  # their reports show the viewers' trace
     summary.hidden_skipped = stats.hidden
     summary.non_images_skipped = stats.not_image
     summary.special_skipped = stats.special

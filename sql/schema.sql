@@ -94,6 +94,48 @@ CREATE INDEX ix_images_sha256 ON images (sha256);
 
 CREATE INDEX ix_images_status ON images (status);
 
+CREATE TABLE videos (
+	id SERIAL NOT NULL,
+	ad_id INTEGER NOT NULL,
+	run_id INTEGER,
+	path TEXT NOT NULL,
+	sha256 VARCHAR(64),
+	size_bytes BIGINT NOT NULL,
+	mtime_ns BIGINT NOT NULL,
+	sidecar_stamp TEXT,
+	status VARCHAR(16) NOT NULL,
+	error TEXT,
+	codec VARCHAR(32),
+	width INTEGER,
+	height INTEGER,
+	rotation INTEGER,
+	duration_s FLOAT,
+	fps FLOAT,
+	sample_fps FLOAT NOT NULL,
+	offset_s FLOAT,
+	frames_sampled INTEGER NOT NULL,
+	frames_with_face INTEGER NOT NULL,
+	faces_found INTEGER NOT NULL,
+	tracks INTEGER NOT NULL,
+	max_faces INTEGER NOT NULL,
+	model_id VARCHAR(128) NOT NULL,
+	processed_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	CONSTRAINT pk_videos PRIMARY KEY (id),
+	CONSTRAINT uq_videos_ad_id_path UNIQUE (ad_id, path),
+	CONSTRAINT fk_videos_ad_id_ads FOREIGN KEY(ad_id) REFERENCES ads (id) ON DELETE CASCADE,
+	CONSTRAINT fk_videos_run_id_runs FOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE SET NULL
+);
+
+CREATE INDEX ix_videos_ad_id ON videos (ad_id);
+
+CREATE INDEX ix_videos_processed_at ON videos (processed_at);
+
+CREATE INDEX ix_videos_run_id ON videos (run_id);
+
+CREATE INDEX ix_videos_sha256 ON videos (sha256);
+
+CREATE INDEX ix_videos_status ON videos (status);
+
 CREATE TABLE faces (
 	id SERIAL NOT NULL,
 	image_id INTEGER NOT NULL,
@@ -120,3 +162,29 @@ CREATE TABLE faces (
 CREATE INDEX ix_faces_image_id ON faces (image_id);
 
 CREATE INDEX ix_faces_top_emotion ON faces (top_emotion);
+
+CREATE TABLE video_frames (
+	id SERIAL NOT NULL,
+	video_id INTEGER NOT NULL,
+	time_ms INTEGER NOT NULL,
+	x FLOAT NOT NULL,
+	y FLOAT NOT NULL,
+	w FLOAT NOT NULL,
+	h FLOAT NOT NULL,
+	detection_score FLOAT NOT NULL,
+	p_angry FLOAT NOT NULL,
+	p_disgust FLOAT NOT NULL,
+	p_fear FLOAT NOT NULL,
+	p_happy FLOAT NOT NULL,
+	p_neutral FLOAT NOT NULL,
+	p_sad FLOAT NOT NULL,
+	p_surprise FLOAT NOT NULL,
+	top_emotion VARCHAR(16) NOT NULL,
+	faces_in_frame INTEGER NOT NULL,
+	model_id VARCHAR(128) NOT NULL,
+	CONSTRAINT pk_video_frames PRIMARY KEY (id),
+	CONSTRAINT uq_video_frames_video_id_time_ms UNIQUE (video_id, time_ms),
+	CONSTRAINT fk_video_frames_video_id_videos FOREIGN KEY(video_id) REFERENCES videos (id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_video_frames_video_id ON video_frames (video_id);

@@ -41,6 +41,22 @@
 --
 -- failed_images: one row per image that could not be used (status unreadable or unsupported).
 --   campaign, ad, image_path, status, error (why), size_bytes, processed_at, run_id (the runs row)
+--
+-- ad_second_trace: one row per ad and second of the ad in which at least one viewer's face was seen
+--   (viewer recordings, tables videos and video_frames). A viewer-second is one recording in one second:
+--   the mean of its sampled frames' probabilities that second, whose top class is the viewer's vote
+--   (a tie going to the earlier emotion), so every viewer counts once a second whatever --video-fps.
+--   campaign, ad
+--   second              the second of the ad: time_ms / 1000 of video_frames (0 = the ad's first second)
+--   viewers             recordings with the viewer's face in that second
+--   frames              sampled frames with the viewer's face in that second, over all viewers
+--   count_<e>           viewers whose vote is e
+--   share_<e>           count_<e> / viewers (the seven shares of a second sum to 1)
+--   mean_p_<e>          mean over the viewers of their mean probability of e
+--   valence             share_happy - (share_angry + share_disgust + share_fear + share_sad), as above
+--   Seconds without viewers have no row. The minimum-group rule (--min-faces) is the reader's to apply:
+--   reports grey out seconds with fewer viewers. The same numbers come out of
+--   emotion_batch/video/trace.py (second_trace), which also gives the spread of valence.
 
 DROP VIEW IF EXISTS face_results;
 CREATE VIEW face_results AS
@@ -238,3 +254,86 @@ FROM images i
 JOIN ads a ON a.id = i.ad_id
 JOIN campaigns c ON c.id = a.campaign_id
 WHERE i.status IN ('unreadable', 'unsupported');
+
+DROP VIEW IF EXISTS ad_second_trace;
+CREATE VIEW ad_second_trace AS
+SELECT
+    c.name AS campaign,
+    a.name AS ad,
+    s.second,
+    s.viewers,
+    s.frames,
+    s.count_angry,
+    s.count_disgust,
+    s.count_fear,
+    s.count_happy,
+    s.count_neutral,
+    s.count_sad,
+    s.count_surprise,
+    CAST(s.count_angry AS DOUBLE PRECISION) / s.viewers AS share_angry,
+    CAST(s.count_disgust AS DOUBLE PRECISION) / s.viewers AS share_disgust,
+    CAST(s.count_fear AS DOUBLE PRECISION) / s.viewers AS share_fear,
+    CAST(s.count_happy AS DOUBLE PRECISION) / s.viewers AS share_happy,
+    CAST(s.count_neutral AS DOUBLE PRECISION) / s.viewers AS share_neutral,
+    CAST(s.count_sad AS DOUBLE PRECISION) / s.viewers AS share_sad,
+    CAST(s.count_surprise AS DOUBLE PRECISION) / s.viewers AS share_surprise,
+    s.mean_p_angry,
+    s.mean_p_disgust,
+    s.mean_p_fear,
+    s.mean_p_happy,
+    s.mean_p_neutral,
+    s.mean_p_sad,
+    s.mean_p_surprise,
+    CAST(s.count_happy - s.count_angry - s.count_disgust - s.count_fear - s.count_sad AS DOUBLE PRECISION) / s.viewers AS valence
+FROM (
+    SELECT vs.ad_id,
+           vs.second,
+           count(*) AS viewers,
+           sum(vs.frames) AS frames,
+           sum(CASE WHEN vs.vote = 'angry' THEN 1 ELSE 0 END) AS count_angry,
+           sum(CASE WHEN vs.vote = 'disgust' THEN 1 ELSE 0 END) AS count_disgust,
+           sum(CASE WHEN vs.vote = 'fear' THEN 1 ELSE 0 END) AS count_fear,
+           sum(CASE WHEN vs.vote = 'happy' THEN 1 ELSE 0 END) AS count_happy,
+           sum(CASE WHEN vs.vote = 'neutral' THEN 1 ELSE 0 END) AS count_neutral,
+           sum(CASE WHEN vs.vote = 'sad' THEN 1 ELSE 0 END) AS count_sad,
+           sum(CASE WHEN vs.vote = 'surprise' THEN 1 ELSE 0 END) AS count_surprise,
+           avg(vs.m_angry) AS mean_p_angry,
+           avg(vs.m_disgust) AS mean_p_disgust,
+           avg(vs.m_fear) AS mean_p_fear,
+           avg(vs.m_happy) AS mean_p_happy,
+           avg(vs.m_neutral) AS mean_p_neutral,
+           avg(vs.m_sad) AS mean_p_sad,
+           avg(vs.m_surprise) AS mean_p_surprise
+    FROM (
+        SELECT pv.*,
+            CASE
+                WHEN pv.m_angry >= pv.m_disgust AND pv.m_angry >= pv.m_fear AND pv.m_angry >= pv.m_happy AND pv.m_angry >= pv.m_neutral AND pv.m_angry >= pv.m_sad AND pv.m_angry >= pv.m_surprise THEN 'angry'
+                WHEN pv.m_disgust > pv.m_angry AND pv.m_disgust >= pv.m_fear AND pv.m_disgust >= pv.m_happy AND pv.m_disgust >= pv.m_neutral AND pv.m_disgust >= pv.m_sad AND pv.m_disgust >= pv.m_surprise THEN 'disgust'
+                WHEN pv.m_fear > pv.m_angry AND pv.m_fear > pv.m_disgust AND pv.m_fear >= pv.m_happy AND pv.m_fear >= pv.m_neutral AND pv.m_fear >= pv.m_sad AND pv.m_fear >= pv.m_surprise THEN 'fear'
+                WHEN pv.m_happy > pv.m_angry AND pv.m_happy > pv.m_disgust AND pv.m_happy > pv.m_fear AND pv.m_happy >= pv.m_neutral AND pv.m_happy >= pv.m_sad AND pv.m_happy >= pv.m_surprise THEN 'happy'
+                WHEN pv.m_neutral > pv.m_angry AND pv.m_neutral > pv.m_disgust AND pv.m_neutral > pv.m_fear AND pv.m_neutral > pv.m_happy AND pv.m_neutral >= pv.m_sad AND pv.m_neutral >= pv.m_surprise THEN 'neutral'
+                WHEN pv.m_sad > pv.m_angry AND pv.m_sad > pv.m_disgust AND pv.m_sad > pv.m_fear AND pv.m_sad > pv.m_happy AND pv.m_sad > pv.m_neutral AND pv.m_sad >= pv.m_surprise THEN 'sad'
+                WHEN pv.m_surprise > pv.m_angry AND pv.m_surprise > pv.m_disgust AND pv.m_surprise > pv.m_fear AND pv.m_surprise > pv.m_happy AND pv.m_surprise > pv.m_neutral AND pv.m_surprise > pv.m_sad THEN 'surprise'
+            END AS vote
+        FROM (
+            SELECT v.ad_id,
+                   vf.video_id,
+                   vf.time_ms / 1000 AS second,
+                   count(*) AS frames,
+                   avg(vf.p_angry) AS m_angry,
+                   avg(vf.p_disgust) AS m_disgust,
+                   avg(vf.p_fear) AS m_fear,
+                   avg(vf.p_happy) AS m_happy,
+                   avg(vf.p_neutral) AS m_neutral,
+                   avg(vf.p_sad) AS m_sad,
+                   avg(vf.p_surprise) AS m_surprise
+            FROM video_frames vf
+            JOIN videos v ON v.id = vf.video_id
+            WHERE vf.time_ms >= 0
+            GROUP BY v.ad_id, vf.video_id, vf.time_ms / 1000
+        ) pv
+    ) vs
+    GROUP BY vs.ad_id, vs.second
+) s
+JOIN ads a ON a.id = s.ad_id
+JOIN campaigns c ON c.id = a.campaign_id;

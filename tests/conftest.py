@@ -95,9 +95,9 @@ def campaign_tree(tmp_path) -> dict:
     write_photo(ad3 / ".hidden.jpg", synthetic_photo(rng, 320, 240, 1))
     write_photo(ad3 / ".cache" / "thumb.jpg", synthetic_photo(rng, 320, 240, 1))
     (ad3 / "notes.txt").write_text("brief\n")
-    (ad3 / "clip.mp4").write_bytes(b"\x00" * 64)
+    (ad3 / "clip.mp4").write_bytes(b"\x00" * 64)  # a run records it as an unreadable video; discovery alone skips it
     write_photo(root / "summer" / "stray.jpg", synthetic_photo(rng, 320, 240, 1))
-    return {"root": root, "expected": expected, "hidden": 2, "not_image": 2}
+    return {"root": root, "expected": expected, "hidden": 2, "not_image": 2, "videos": {"winter/teaser/clip.mp4": "unreadable"}}
 
 
 def png_bytes(image: Image.Image) -> bytes:

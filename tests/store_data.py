@@ -16,7 +16,8 @@ from sqlalchemy import insert, select
 
 from emotion_batch.aggregate import FACE_SCHEMA, IMAGE_SCHEMA
 from emotion_batch.labels import EMOTIONS
-from emotion_batch.store.models import Ad, Campaign, FaceRow, ImageRow, PROB_COLUMNS, Run
+from emotion_batch.store.models import (Ad, Campaign, FaceRow, ImageRow, PROB_COLUMNS, Run, VideoFrameRow,
+                                         VideoRow)
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2024, 5, 1, 22, 30, tzinfo=UTC)  # late in the UTC day: a later hour falls on the next day
@@ -135,3 +136,49 @@ def assert_rows_equal(actual, expected, *, keys: list[str], rel: float = 1e-9) -
                     assert abs(got - want) <= rel * max(1.0, abs(want)), (name, got, want, e)
             else:
                 assert got == want, (name, got, want, e)
+
+
+#: (campaign, ad) -> viewer recordings: (seconds of the ad the viewer's face is seen in, frames a second)
+VIDEO_PLAN = {
+    ("summer", "ad_one"): [(range(0, 6), 5), (range(1, 4), 5), (range(0, 6), 2)],
+    ("winter", "teaser"): [(range(0, 3), 5)],
+    ("autumn", "only ad"): [(range(2, 5), 1), (range(0, 5), 3)],
+}
+
+
+def populate_videos(session, *, seed: int = 11, plan: dict | None = None, t0: dt.datetime = T0) -> pl.DataFrame:
+    """Write ``videos`` and ``video_frames`` rows for ads that ``populate`` made (a missing ad is made too);
+    return the frames as ``campaign, ad, video, time_ms, p_<e>`` (``trace.second_trace``'s input).
+
+    A viewer's frames in one second lean to one expression with noise, so that viewers disagree; one frame
+    lies before the ad (negative ``time_ms``), which the trace ignores.
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for (campaign, ad), videos in (plan or VIDEO_PLAN).items():
+        campaign_id = session.execute(select(Campaign.id).where(Campaign.name == campaign)).scalar()
+        if campaign_id is None:
+            campaign_id = session.execute(insert(Campaign).values(name=campaign, created_at=t0)
+                                          .returning(Campaign.id)).scalar_one()
+        ad_id = session.execute(select(Ad.id).where(Ad.campaign_id == campaign_id, Ad.name == ad)).scalar()
+        if ad_id is None:
+            ad_id = session.execute(insert(Ad).values(campaign_id=campaign_id, name=ad, created_at=t0)
+                                    .returning(Ad.id)).scalar_one()
+        for n, (seconds, per_second) in enumerate(videos):
+            path = f"{campaign}/{ad}/viewer_{n:02d}.mp4"
+            times = [-200] + [s * 1000 + k * (1000 // per_second) for s in seconds for k in range(per_second)]
+            video_id = session.execute(insert(VideoRow).values(
+                ad_id=ad_id, path=path, sha256=f"{n:064x}", size_bytes=5000 + n, mtime_ns=n, status="ok",
+                sample_fps=float(per_second), offset_s=0.0, frames_sampled=len(times), frames_with_face=len(times),
+                faces_found=len(times), tracks=1, max_faces=1, model_id=MODEL, processed_at=t0,
+            ).returning(VideoRow.id)).scalar_one()
+            rows = []
+            for t in times:
+                top = EMOTIONS[int(rng.integers(len(EMOTIONS)))] if rng.random() < 0.6 else "happy"
+                probs = _probs(rng, top, float(rng.choice([0.45, 0.6, 0.9])))
+                rows.append({"video_id": video_id, "time_ms": t, "x": 100.0, "y": 80.0, "w": 200.0, "h": 220.0,
+                             "detection_score": 0.95, **probs, "top_emotion": top, "faces_in_frame": 1,
+                             "model_id": MODEL})
+                out.append({"campaign": campaign, "ad": ad, "video": path, "time_ms": t, **probs})
+            session.execute(insert(VideoFrameRow), rows)
+    return pl.DataFrame(out)

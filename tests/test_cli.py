@@ -52,10 +52,12 @@ def test_run_json_summary_and_rerun(tmp_path, campaign_tree, tiny_model_file, db
     assert summary["processed"] == len(expected)
     assert summary["faces"] == sum(n for _, n in expected.values())
     assert summary["unreadable"] == sum(1 for s, _ in expected.values() if s == "unreadable")
-    assert summary["non_images_skipped"] == campaign_tree["not_image"]
+    assert summary["non_images_skipped"] == campaign_tree["not_image"] - len(campaign_tree["videos"])
+    assert (summary["videos_found"], summary["videos_failed"]) == (1, 1)
     assert {tuple(f[:2]) for f in summary["failures"]} >= {("summer/ad two/truncated.jpg", "unreadable")}
     second = json.loads(CliRunner().invoke(cli, args).stdout)
     assert second["processed"] == 0 and second["unchanged"] == len(expected)
+    assert (second["videos_processed"], second["videos_unchanged"]) == (0, 1)
 
 
 def test_missing_root_and_dead_database_exit_1_with_a_message(tmp_path, campaign_tree, tiny_model_file):

@@ -134,3 +134,32 @@ def test_cli_runs_the_ray_engine(local_ray, tiny_model_file, campaign_tree, tmp_
     assert summary["faces"] == sum(n for _, n in campaign_tree["expected"].values())
     bad = CliRunner().invoke(cli, ["run", str(campaign_tree["root"]), "--db", f"sqlite:///{db}", "--ray-gpus", "1"])
     assert bad.exit_code == 1 and "need engine='ray'" in bad.output
+
+
+VIDEO_QUERY = text("SELECT path, status, error, sample_fps, offset_s, frames_sampled, frames_with_face, faces_found, "
+                   "tracks, model_id FROM videos")
+VIDEO_FRAME_QUERY = text("SELECT v.path, f.time_ms, f.x, f.y, f.w, f.h, f.detection_score, f.p_angry, f.p_disgust, "
+                         "f.p_fear, f.p_happy, f.p_neutral, f.p_sad, f.p_surprise, f.top_emotion, f.faces_in_frame, "
+                         "f.model_id FROM video_frames f JOIN videos v ON v.id = f.video_id")
+
+
+def test_ray_engine_takes_videos_one_per_task_with_the_local_rows(local_ray, tiny_classifier, tiny_model_file,
+                                                                   tmp_path):
+    from emotion_batch.video.synthetic import make_viewer_video
+
+    root = tmp_path / "campaigns"
+    ad = root / "spring" / "teaser"
+    ad.mkdir(parents=True)
+    make_viewer_video(ad / "viewer.mp4", seconds=2.0, fps=10, size=(480, 360))
+    (ad / "broken.mp4").write_bytes(os.urandom(2000))
+    local = _factory(tmp_path / "local.sqlite")
+    distributed = _factory(tmp_path / "ray.sqlite")
+    run_batch(local, tiny_classifier, RunOptions(root=str(root), workers=0, video_fps=2.0))
+    model = ModelRef.resolve(str(tiny_model_file), batch_size=8)
+    summary = run_batch_ray(distributed, model, RunOptions(root=str(root), engine="ray", workers=2, video_fps=2.0))
+    assert (summary.videos_found, summary.videos_processed, summary.videos_ok, summary.videos_failed) == (2, 2, 1, 1)
+    assert _rows(distributed, VIDEO_QUERY) == _rows(local, VIDEO_QUERY)
+    frames = _rows(distributed, VIDEO_FRAME_QUERY)
+    assert len(frames) == 4 and frames == _rows(local, VIDEO_FRAME_QUERY)
+    again = run_batch_ray(distributed, model, RunOptions(root=str(root), engine="ray", workers=2, video_fps=2.0))
+    assert (again.videos_unchanged, again.videos_processed) == (2, 0)

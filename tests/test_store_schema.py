@@ -29,10 +29,10 @@ from emotion_batch.store.schema import (
 )
 from emotion_batch.store.session import init_db, make_engine, view_statements
 
-from .store_data import assert_rows_equal, populate
+from .store_data import assert_rows_equal, populate, populate_videos
 
 VIEWS = {"face_results", "image_results", "ad_emotion_summary", "campaign_emotion_summary", "failed_images",
-         "daily_emotion_trend"}
+         "daily_emotion_trend", "ad_second_trace"}
 
 
 @pytest.fixture()
@@ -91,6 +91,7 @@ def test_views_files_match_the_views_the_migrations_create(engine):
     init_db(engine)
     with Session(engine) as session, session.begin():
         populate(session)
+        populate_videos(session)
     statements = [s for s in view_statements(engine.dialect.name) if s.upper().startswith("CREATE VIEW")]
     names = [s.split()[2] for s in statements]
     assert set(names) == VIEWS
@@ -100,7 +101,7 @@ def test_views_files_match_the_views_the_migrations_create(engine):
             from_file = [dict(r) for r in conn.execute(text(f"SELECT * FROM ({body}) q")).mappings()]
             from_db = [dict(r) for r in conn.execute(text(f"SELECT * FROM {name}")).mappings()]
             assert from_db, name
-            keys = [k for k in ("campaign", "ad", "image_path", "face_index", "day") if k in from_db[0]]
+            keys = [k for k in ("campaign", "ad", "image_path", "face_index", "day", "second") if k in from_db[0]]
             assert_rows_equal(from_file, from_db, keys=keys, rel=1e-12)
 
 

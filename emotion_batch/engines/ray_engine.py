@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..classifier import locate_model
 from ..exceptions import ConfigError, EngineError
 from ..pipeline import Analyser, Outcome, RunOptions, RunSummary, Task, classify_outcomes, run_batch
+from ..video.batch import VideoAnalyser, VideoTask
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,23 @@ class _Predictor:
         return {"outcome": blobs}
 
 
+class _VideoPredictor:
+    """A Ray Data actor for viewer recordings: one video detector and one classifier, loaded once, one video
+    per call (``video.batch.VideoAnalyser``)."""
+
+    def __init__(self, options: RunOptions, model: ModelRef) -> None:
+        self.analyser = VideoAnalyser(model.load(), detector=options.detector, fps=options.video_fps,
+                                      work_side=options.work_side, min_score=options.min_score,
+                                      min_face=options.min_face, level=options.level_eyes,
+                                      reprocess=options.reprocess)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        tasks = [pickle.loads(blob) for blob in batch["task"]]
+        blobs = np.empty(len(tasks), dtype=object)
+        blobs[:] = [pickle.dumps((task, self.analyser(task)), protocol=pickle.HIGHEST_PROTOCOL) for task in tasks]
+        return {"result": blobs}
+
+
 class RayExecutor:
     """Turns tasks into classified outcomes with a pool of ``_Predictor`` actors (``pipeline.Executor``).
 
@@ -166,6 +184,33 @@ class RayExecutor:
         try:
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
                 for blob in batch["outcome"]:
+                    yield pickle.loads(blob)
+        except ray.exceptions.RayError as exc:
+            raise EngineError(f"The Ray engine failed: {str(exc).strip().splitlines()[-1][:500]}") from exc
+
+    def map_videos(self, tasks: list[VideoTask]) -> Iterator[tuple]:
+        """``(task, VideoRecord or None)`` for every recording, one video per actor call, in the order the actors
+        finish them (the driver writes each in its own transaction)."""
+        if not tasks:
+            return
+        ray = self.ray
+        actors = self._actors(1, len(tasks))
+        items = [{"task": pickle.dumps(t, protocol=pickle.HIGHEST_PROTOCOL)} for t in tasks]
+        dataset = ray.data.from_items(items, override_num_blocks=len(items))
+        dataset = dataset.map_batches(
+            _VideoPredictor,
+            fn_constructor_kwargs={"options": self.options, "model": self.model},
+            batch_size=1,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=1,
+            num_gpus=self.options.ray_gpus or None,
+            udf_modifying_row_count=False,
+        )
+        log.info("ray engine: %d new videos, %d actors, one video per call", len(items), actors)
+        try:
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                for blob in batch["result"]:
                     yield pickle.loads(blob)
         except ray.exceptions.RayError as exc:
             raise EngineError(f"The Ray engine failed: {str(exc).strip().splitlines()[-1][:500]}") from exc

@@ -116,12 +116,12 @@ def _init_worker(options: ReportOptions, manifest: Optional[dict], names: Sequen
 def _render_one(task: tuple, state: dict[str, Any]) -> tuple[Path, Path]:
     import jinja2
 
-    kind, data, html_path, pdf_path = task
+    kind, data, html_path, pdf_path, *extra = task  # an ad's task may carry its viewer trace
     options: ReportOptions = state["options"]
     try:
         if kind == "ad":
             html_text = render_ad_html(data, template=state["templates"][AD_TEMPLATE], options=options,
-                                       manifest=state["manifest"])
+                                       manifest=state["manifest"], trace=extra[0] if extra else None)
         elif kind == "campaign":
             html_text = render_campaign_html(data, template=state["templates"][CAMPAIGN_TEMPLATE], options=options,
                                              manifest=state["manifest"])
@@ -297,13 +297,17 @@ def _prepare(session: Session, reports_dir: PathLike, ads, options: ReportOption
     return report_set, select_ads(report_set, ads), manifest, root
 
 
-def _ad_tasks(root: Path, chosen: Sequence[AdReportData]) -> list[tuple]:
+def _ad_tasks(session: Session, root: Path, chosen: Sequence[AdReportData], options: ReportOptions) -> list[tuple]:
+    """One task per ad: ``("ad", data, html_path, pdf_path, trace)``, ``trace`` None for an ad without videos."""
+    from .trace import load_ad_traces
+
+    traces = load_ad_traces(session, [(d.campaign, d.ad) for d in chosen], min_faces=options.min_faces)
     tasks = []
     for data in chosen:
         html_path, pdf_path = report_paths(root, data.campaign, data.ad)
         html_path.parent.mkdir(exist_ok=True)
         inside(root, html_path.parent)
-        tasks.append(("ad", data, html_path, pdf_path))
+        tasks.append(("ad", data, html_path, pdf_path, traces.get((data.campaign, data.ad))))
     return tasks
 
 
@@ -336,7 +340,7 @@ def render_reports(
     started = time.perf_counter()
     names = (AD_TEMPLATE, CAMPAIGN_TEMPLATE, INDEX_TEMPLATE)
     report_set, chosen, manifest, root = _prepare(session, reports_dir, ads, options, names)
-    tasks = _ad_tasks(root, chosen)
+    tasks = _ad_tasks(session, root, chosen, options)
     wanted = {a.campaign for a in chosen}
     campaigns: list[CampaignReportData] = [c for c in report_set.campaigns if c.campaign in wanted]
     for camp in campaigns:
@@ -395,6 +399,6 @@ def render_ad_reports(
                             templates_dir=str(templates_dir) if templates_dir is not None else None,
                             generated_at=generated_at, manifest=manifest)
     _, chosen, manifest, root = _prepare(session, reports_dir, ads, options, (AD_TEMPLATE,))
-    tasks = _ad_tasks(root, chosen)
+    tasks = _ad_tasks(session, root, chosen, options)
     results, _ = _run(tasks, options, manifest, (AD_TEMPLATE,))
     return [path for pair in results for path in pair]

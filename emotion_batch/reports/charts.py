@@ -330,3 +330,53 @@ def mix_chart_svg(labels: Sequence[str], shares: Sequence[Mapping[str, float]]) 
         axes.tick_params(axis="y", length=0)
         figure.tight_layout(pad=0.4)
         return figure_to_inline_svg(figure, "Apparent expression mix per ad")
+
+
+def trace_chart_svg(seconds: Sequence[Mapping]) -> str:
+    """An ad's second-by-second viewer trace (``video.trace.second_trace`` rows): valence with its 95 % band,
+    the share of each expression, and viewers per second. Seconds below the minimum group size
+    (``suppressed``) are greyed out and carry no line: too few viewers to state anything.
+    """
+    import matplotlib
+
+    xs = [int(s["second"]) for s in seconds]
+    shown = [s for s in seconds if not s["suppressed"]]
+    span = max(xs) if xs else 0
+    with matplotlib.rc_context(_rc()):
+        figure = _figure(6.3, 3.6)
+        top, middle, bottom = figure.subplots(3, 1, sharex=True, gridspec_kw={"height_ratios": [1.6, 1.6, 0.9]})
+        for axes in (top, middle):
+            for s in seconds:
+                if s["suppressed"]:
+                    axes.axvspan(s["second"] - 0.5, s["second"] + 0.5, color=GRID, linewidth=0)
+        top.axhline(0, color="#7b8794", linewidth=0.6)
+        if shown:
+            sx = [s["second"] for s in shown]
+            top.fill_between(sx, [s["valence_low"] for s in shown], [s["valence_high"] for s in shown],
+                             color=MUTED, alpha=0.55, linewidth=0, label="95 % band across viewers")
+            top.plot(sx, [s["valence"] for s in shown], color=ACCENT, marker="o", markersize=2.5, linewidth=1.2,
+                     label="Valence")
+            for e in EMOTIONS:
+                middle.plot(sx, [s[f"share_{e}"] for s in shown], color=EMOTION_COLOURS[e], linewidth=1.1,
+                            label=EMOTION_LABELS[e])
+            middle.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=7, fontsize=6.5, handlelength=1.2,
+                          columnspacing=0.8)
+        top.set_ylim(-1.05, 1.05)
+        top.set_yticks([-1, 0, 1])
+        top.set_ylabel("Valence")
+        _tidy(top, grid_axis="y")
+        middle.set_ylim(0, 1.02)
+        middle.set_yticks([0, 0.5, 1])
+        middle.set_yticklabels(["0 %", "50 %", "100 %"])
+        middle.set_ylabel("Share")
+        _tidy(middle, grid_axis="y")
+        bottom.bar(xs, [s["viewers"] for s in seconds], width=0.8,
+                   color=[GRID if s["suppressed"] else MUTED for s in seconds])
+        bottom.set_ylabel("Viewers")
+        bottom.yaxis.get_major_locator().set_params(integer=True, nbins=3)
+        _tidy(bottom, grid_axis="y")
+        bottom.set_xlabel("Second of the ad")
+        bottom.set_xlim(-0.6, span + 0.6)
+        figure.align_ylabels([top, middle, bottom])
+        figure.tight_layout(pad=0.4, h_pad=0.3)
+        return figure_to_inline_svg(figure, "Viewers' valence and expression shares per second of the ad")

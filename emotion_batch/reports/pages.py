@@ -31,6 +31,7 @@ from ..aggregate import (
 from ..aggregate.correction import CORRECTION_METHOD_NAMES
 from ..exceptions import ConfigError
 from ..labels import EMOTIONS
+from .trace import AdTrace
 from .charts import (
     ADS_PER_CHART,
     EMOTION_LABELS,
@@ -38,6 +39,7 @@ from .charts import (
     emotion_chart_svg,
     mix_chart_svg,
     short_label,
+    trace_chart_svg,
     trend_chart_svg,
     valence_chart_svg,
 )
@@ -126,8 +128,9 @@ def running_title(*names: str) -> str:
 # ---- one ad ------------------------------------------------------------------------------------------------
 
 
-def ad_context(data: AdReportData, options: ReportOptions, manifest: Optional[Mapping]) -> dict[str, Any]:
-    """Everything ``ad_report.html`` shows of one ad."""
+def ad_context(data: AdReportData, options: ReportOptions, manifest: Optional[Mapping],
+               trace: Optional["AdTrace"] = None) -> dict[str, Any]:
+    """Everything ``ad_report.html`` shows of one ad (``trace``: its viewer videos, ``reports.trace``)."""
     rows: list[dict] = []
     charts: dict[str, Optional[Markup]] = {"distribution": None, "confidence": None, "trend": None}
     head = data.headline
@@ -176,13 +179,15 @@ def ad_context(data: AdReportData, options: ReportOptions, manifest: Optional[Ma
         "examples_requested": options.examples,
         "examples": examples,
         "examples_failed": examples_failed,
+        "trace": trace,
+        "trace_svg": _svg(trace_chart_svg(trace.seconds)) if trace is not None and trace.shown_seconds else None,
     }
 
 
 def render_ad_html(data: AdReportData, *, template: jinja2.Template, options: ReportOptions,
-                   manifest: Optional[Mapping] = None) -> str:
+                   manifest: Optional[Mapping] = None, trace: Optional["AdTrace"] = None) -> str:
     """Return the self-contained HTML report of one ad (styles, charts and crops inline, no external URL)."""
-    return template.render(**ad_context(data, options, manifest))
+    return template.render(**ad_context(data, options, manifest, trace))
 
 
 # ---- one campaign --------------------------------------------------------------------------------------------

@@ -180,3 +180,67 @@ class ShareEstimateRow(Base):
     upper: Mapped[float] = mapped_column(Float)
     faces: Mapped[int] = mapped_column(Integer)
     computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class VideoRow(Base):
+    """One viewer recording (``ROOT/<campaign>/<ad>/**/<file>.mp4``): where it is, what it was, what came of it.
+
+    ``status`` is one of ``video.decode.VIDEO_STATUSES``; ``offset_s`` is where the ad starts in the
+    recording (its sidecar's ``ad_offset_s``, 0 without one). A changed file (or sidecar: ``sidecar_stamp``)
+    is redone whole: its row and its frames are replaced in one transaction.
+    """
+
+    __tablename__ = "videos"
+    __table_args__ = (UniqueConstraint("ad_id", "path"), Index("ix_videos_status", "status"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ad_id: Mapped[int] = mapped_column(ForeignKey("ads.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[Optional[int]] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
+    path: Mapped[str] = mapped_column(Text)  # relative to ROOT, with forward slashes
+    sha256: Mapped[Optional[str]] = mapped_column(String(64), index=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    sidecar_stamp: Mapped[Optional[str]] = mapped_column(Text)  # the sidecars' names, sizes, mtimes; None: none
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    codec: Mapped[Optional[str]] = mapped_column(String(32))
+    width: Mapped[Optional[int]] = mapped_column(Integer)
+    height: Mapped[Optional[int]] = mapped_column(Integer)
+    rotation: Mapped[Optional[int]] = mapped_column(Integer)
+    duration_s: Mapped[Optional[float]] = mapped_column(Float)
+    fps: Mapped[Optional[float]] = mapped_column(Float)
+    sample_fps: Mapped[float] = mapped_column(Float)
+    offset_s: Mapped[Optional[float]] = mapped_column(Float)
+    frames_sampled: Mapped[int] = mapped_column(Integer, default=0)
+    frames_with_face: Mapped[int] = mapped_column(Integer, default=0)
+    faces_found: Mapped[int] = mapped_column(Integer, default=0)
+    tracks: Mapped[int] = mapped_column(Integer, default=0)
+    max_faces: Mapped[int] = mapped_column(Integer, default=0)
+    model_id: Mapped[str] = mapped_column(String(128))
+    processed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class VideoFrameRow(Base):
+    """The viewer's face in one sampled frame of a recording: its time in the ad, box, scores and probabilities."""
+
+    __tablename__ = "video_frames"
+    __table_args__ = (UniqueConstraint("video_id", "time_ms"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    time_ms: Mapped[int] = mapped_column(Integer)  # time in the ad (recording time minus the ad's offset)
+    x: Mapped[float] = mapped_column(Float)
+    y: Mapped[float] = mapped_column(Float)
+    w: Mapped[float] = mapped_column(Float)
+    h: Mapped[float] = mapped_column(Float)
+    detection_score: Mapped[float] = mapped_column(Float)
+    p_angry: Mapped[float] = mapped_column(Float)
+    p_disgust: Mapped[float] = mapped_column(Float)
+    p_fear: Mapped[float] = mapped_column(Float)
+    p_happy: Mapped[float] = mapped_column(Float)
+    p_neutral: Mapped[float] = mapped_column(Float)
+    p_sad: Mapped[float] = mapped_column(Float)
+    p_surprise: Mapped[float] = mapped_column(Float)
+    top_emotion: Mapped[str] = mapped_column(String(16))
+    faces_in_frame: Mapped[int] = mapped_column(Integer)
+    model_id: Mapped[str] = mapped_column(String(128))

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Date, Float, Select, String, and_, case, cast, func, literal, select
+from sqlalchemy import Date, Float, Integer, Select, String, and_, case, cast, column, func, literal, select, table
 from sqlalchemy.exc import CompileError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
@@ -21,16 +21,19 @@ from sqlalchemy.sql.functions import FunctionElement
 from ..exceptions import ConfigError
 from ..labels import EMOTIONS
 from ..timeutil import as_utc
-from .models import Ad, Campaign, FaceRow, ImageRow, PROB_COLUMNS, ShareEstimateRow
+from .models import Ad, Campaign, FaceRow, ImageRow, PROB_COLUMNS, ShareEstimateRow, VideoFrameRow, VideoRow
 
-#: What ``export`` can write, each the rows of one view (``share-estimates``: of the table ``ad_share_estimates``).
-DATASETS = ("faces", "images", "failed-images", "ad-summary", "campaign-summary", "daily-trend", "share-estimates")
+#: What ``export`` can write, each the rows of one view (``share-estimates``: of the table ``ad_share_estimates``;
+#: ``videos`` and ``video-frames``: of the tables ``videos`` and ``video_frames`` with campaign and ad names).
+DATASETS = ("faces", "images", "failed-images", "ad-summary", "campaign-summary", "daily-trend", "share-estimates",
+            "videos", "video-frames", "second-trace")
 #: Emotions counted as positive and negative in valence (the same as ``aggregate.VALENCE_*``).
 POSITIVE = ("happy",)
 NEGATIVE = ("angry", "disgust", "fear", "sad")
 FAILED_STATUSES = ("unreadable", "unsupported")
 
 _f, _i, _a, _c = FaceRow.__table__, ImageRow.__table__, Ad.__table__, Campaign.__table__
+_v, _vf = VideoRow.__table__, VideoFrameRow.__table__
 
 
 class utc_day(FunctionElement):
@@ -312,6 +315,64 @@ def share_estimates_select(filters: Filters = Filters()) -> Select:
             .where(*conds).order_by(e.c.campaign, e.c.ad.is_not(None), e.c.ad, e.c.method, e.c.id))
 
 
+def _videos_from():
+    return _v.join(_a, _a.c.id == _v.c.ad_id).join(_c, _c.c.id == _a.c.campaign_id)
+
+
+def videos_select(filters: Filters = Filters()) -> Select:
+    """One row per viewer recording (the table ``videos`` with campaign and ad names), ordered by campaign, ad,
+    video_path; ``since``/``until`` bound the videos' ``processed_at``."""
+    figures = ("duration_s", "fps", "sample_fps", "offset_s", "frames_sampled", "frames_with_face", "faces_found",
+               "tracks", "max_faces", "codec", "width", "height", "rotation", "size_bytes", "sha256", "model_id",
+               "processed_at", "run_id")
+    return (
+        select(_c.c.name.label("campaign"), _a.c.name.label("ad"), _v.c.path.label("video_path"), _v.c.status,
+               _v.c.error, *[_v.c[name] for name in figures])
+        .select_from(_videos_from())
+        .where(*filters.on_ads(), *filters.on_time(_v.c.processed_at))
+        .order_by(_c.c.name, _a.c.name, _v.c.path)
+    )
+
+
+def video_frames_select(filters: Filters = Filters()) -> Select:
+    """One row per sampled frame with the viewer's face, ordered by campaign, ad, video_path, time_ms (the time in
+    the ad); ``since``/``until`` bound the videos' ``processed_at``."""
+    return (
+        select(_c.c.name.label("campaign"), _a.c.name.label("ad"), _v.c.path.label("video_path"), _vf.c.time_ms,
+               _vf.c.x, _vf.c.y, _vf.c.w, _vf.c.h, _vf.c.detection_score, _vf.c.top_emotion,
+               *[_vf.c[name] for name in PROB_COLUMNS], _vf.c.faces_in_frame, _vf.c.model_id, _v.c.processed_at)
+        .select_from(_vf.join(_videos_from(), _v.c.id == _vf.c.video_id))
+        .where(*filters.on_ads(), *filters.on_time(_v.c.processed_at))
+        .order_by(_c.c.name, _a.c.name, _v.c.path, _vf.c.time_ms)
+    )
+
+
+#: The view ``ad_second_trace`` (``sql/views.sql``), its columns typed for the export writers.
+SECOND_TRACE = table(
+    "ad_second_trace",
+    column("campaign", String()), column("ad", String()),
+    *[column(name, Integer()) for name in ("second", "viewers", "frames", *[f"count_{e}" for e in EMOTIONS])],
+    *[column(f"{kind}_{e}", Float()) for kind in ("share", "mean_p") for e in EMOTIONS],
+    column("valence", Float()),
+)
+
+
+def second_trace_select(filters: Filters = Filters()) -> Select:
+    """The rows of the view ``ad_second_trace``, ordered by campaign, ad, second; ``--campaign`` and ``--ad``
+    apply, a time range does not (a second of an ad pools every viewer).
+
+    Raises:
+        ConfigError: ``since`` or ``until`` is given.
+    """
+    if filters.since is not None or filters.until is not None:
+        raise ConfigError("second-trace pools every viewer of an ad; since and until do not apply to it. "
+                          f"Received: since={filters.since}, until={filters.until}")
+    t = SECOND_TRACE
+    conds = ([t.c.campaign.in_(filters.campaigns)] if filters.campaigns else []) + (
+        [t.c.ad.in_(filters.ads)] if filters.ads else [])
+    return select(*t.c).where(*conds).order_by(t.c.campaign, t.c.ad, t.c.second)
+
+
 _SELECTS = {
     "faces": faces_select,
     "images": images_select,
@@ -320,6 +381,9 @@ _SELECTS = {
     "campaign-summary": campaign_summary_select,
     "daily-trend": daily_trend_select,
     "share-estimates": share_estimates_select,
+    "videos": videos_select,
+    "video-frames": video_frames_select,
+    "second-trace": second_trace_select,
 }
 
 

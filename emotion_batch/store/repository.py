@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy import delete, insert, select, update
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from ..labels import EMOTIONS
 from ..timeutil import as_utc
-from .models import Ad, Campaign, FaceRow, ImageRow, PROB_COLUMNS, Run, utcnow
+from .models import Ad, Campaign, FaceRow, ImageRow, PROB_COLUMNS, Run, VideoFrameRow, VideoRow, utcnow
 
 
 #: Face rows per ``executemany`` call, image rows per multi-row ``INSERT`` in ``write_images``.
@@ -175,3 +175,76 @@ def write_images(session: Session, run_id: int | None, records: Sequence[ImageRe
     if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
         return _write_copy(session, rows, records, model_id)
     return _write_core(session, rows, records, model_id)
+
+
+# ---- viewer videos ---------------------------------------------------------------------------------
+
+#: Columns of ``videos`` that a ``VideoRecord`` may set besides its identity (``video.analysis.VideoStats``).
+VIDEO_FIGURES = ("codec", "width", "height", "rotation", "duration_s", "fps", "sample_fps", "offset_s",
+                 "frames_sampled", "frames_with_face", "faces_found", "tracks", "max_faces")
+#: Columns of ``video_frames`` a frame row carries (``video.analysis.FrameResult.row()``), without the ids.
+VIDEO_FRAME_COLUMNS = ("time_ms", "x", "y", "w", "h", "detection_score", *PROB_COLUMNS, "top_emotion",
+                       "faces_in_frame")
+
+
+@dataclass(frozen=True)
+class KnownVideo:
+    id: int
+    size_bytes: int
+    mtime_ns: int
+    sha256: str | None
+    sidecar_stamp: str | None = None
+
+
+@dataclass
+class VideoRecord:
+    """What the job learnt of one recording, ready to be written: its identity, ``status`` and ``error``,
+    its figures (names of ``VIDEO_FIGURES``) and the viewer's frames (rows with ``VIDEO_FRAME_COLUMNS``)."""
+
+    ad_id: int
+    path: str
+    size_bytes: int
+    mtime_ns: int
+    sha256: str | None
+    status: str
+    sample_fps: float
+    error: str | None = None
+    sidecar_stamp: str | None = None
+    figures: dict = field(default_factory=dict)
+    frames: Sequence[dict] = ()
+    existing_id: int | None = None
+
+
+def known_videos(session: Session, ad_id: int) -> dict[str, KnownVideo]:
+    """The videos already stored for one ad, by path."""
+    rows = session.execute(select(VideoRow.path, VideoRow.id, VideoRow.size_bytes, VideoRow.mtime_ns,
+                                  VideoRow.sha256, VideoRow.sidecar_stamp).where(VideoRow.ad_id == ad_id))
+    return {path: KnownVideo(id_, size, mtime, sha, stamp) for path, id_, size, mtime, sha, stamp in rows}
+
+
+def touch_video(session: Session, video_id: int, size: int, mtime_ns: int) -> None:
+    """Record a new size/mtime for a video whose content hash did not change."""
+    session.execute(update(VideoRow).where(VideoRow.id == video_id).values(size_bytes=size, mtime_ns=mtime_ns))
+
+
+def write_video(session: Session, run_id: int | None, record: VideoRecord, *, model_id: str) -> int:
+    """Insert (or replace, with its frames) one video and the viewer's frames; return the frames written.
+
+    The caller runs it in one transaction per video, so a video is stored whole or not at all.
+    """
+    if record.existing_id is not None:
+        session.execute(delete(VideoFrameRow).where(VideoFrameRow.video_id == record.existing_id))
+        session.execute(delete(VideoRow).where(VideoRow.id == record.existing_id))
+    figures = {k: v for k, v in record.figures.items() if k in VIDEO_FIGURES}
+    figures["sample_fps"] = record.sample_fps
+    video_id = session.execute(insert(VideoRow).values(
+        ad_id=record.ad_id, run_id=run_id, path=record.path, sha256=record.sha256, size_bytes=record.size_bytes,
+        mtime_ns=record.mtime_ns, sidecar_stamp=record.sidecar_stamp, status=record.status, error=record.error,
+        model_id=model_id,
+        processed_at=utcnow(), **figures,
+    ).returning(VideoRow.id)).scalar_one()
+    rows = [{"video_id": video_id, "model_id": model_id, **{k: frame[k] for k in VIDEO_FRAME_COLUMNS}}
+            for frame in record.frames]
+    for start in range(0, len(rows), FACE_BATCH):
+        session.execute(insert(VideoFrameRow.__table__), rows[start : start + FACE_BATCH])
+    return len(rows)

@@ -2,7 +2,7 @@
 
 Functions take a session and never commit: the caller runs each in one transaction (and holds the run
 lock, so that no batch run writes meanwhile). Only database rows are removed; image files are never
-touched. Faces and images are deleted explicitly (not left to ``ON DELETE CASCADE``), so the counts are
+touched. Faces and images (video frames and videos) are deleted explicitly (not left to ``ON DELETE CASCADE``), so the counts are
 exact and nothing depends on SQLite's foreign-key pragma.
 """
 
@@ -16,7 +16,7 @@ from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from ..exceptions import ConfigError
-from .models import Ad, Campaign, FaceRow, ImageRow, Run, ShareEstimateRow
+from .models import Ad, Campaign, FaceRow, ImageRow, Run, ShareEstimateRow, VideoFrameRow, VideoRow
 
 _AGE = re.compile(r"^\s*(\d+)\s*([hdw])\s*$")
 AGE_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
@@ -31,6 +31,8 @@ class Removed:
     ads: int = 0
     campaigns: int = 0
     runs: int = 0
+    video_frames: int = 0
+    videos: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -64,10 +66,17 @@ def _delete_images(session: Session, image_ids) -> tuple[int, int]:
     return faces, images
 
 
+def _delete_videos(session: Session, video_ids) -> tuple[int, int]:
+    frames = _run(session, delete(VideoFrameRow).where(VideoFrameRow.video_id.in_(video_ids)))
+    videos = _run(session, delete(VideoRow).where(VideoRow.id.in_(video_ids)))
+    return frames, videos
+
+
 def prune_older_than(session: Session, cutoff: dt.datetime) -> Removed:
     """Remove the results processed before ``cutoff`` (UTC).
 
-    Deletes images with ``processed_at < cutoff`` and their faces, then ads and campaigns created before
+    Deletes images with ``processed_at < cutoff`` and their faces, videos with ``processed_at < cutoff`` and
+    their frames, then ads and campaigns created before
     the cutoff that have nothing left, and ``runs`` rows started before it.
 
     Raises:
@@ -78,12 +87,16 @@ def prune_older_than(session: Session, cutoff: dt.datetime) -> Removed:
     removed = Removed()
     old_images = select(ImageRow.id).where(ImageRow.processed_at < cutoff)
     removed.faces, removed.images = _delete_images(session, old_images)
-    removed.ads = _run(session, delete(Ad).where(Ad.created_at < cutoff, ~exists().where(ImageRow.ad_id == Ad.id)))
+    removed.video_frames, removed.videos = _delete_videos(
+        session, select(VideoRow.id).where(VideoRow.processed_at < cutoff))
+    removed.ads = _run(session, delete(Ad).where(Ad.created_at < cutoff, ~exists().where(ImageRow.ad_id == Ad.id),
+                                                 ~exists().where(VideoRow.ad_id == Ad.id)))
     removed.campaigns = _run(session, delete(Campaign).where(Campaign.created_at < cutoff,
                                                              ~exists().where(Ad.campaign_id == Campaign.id)))
     old_runs = select(Run.id).where(Run.started_at < cutoff)
-    session.execute(update(ImageRow).where(ImageRow.run_id.in_(old_runs)).values(run_id=None)
-                    .execution_options(synchronize_session=False))
+    for table in (ImageRow, VideoRow):
+        session.execute(update(table).where(table.run_id.in_(old_runs)).values(run_id=None)
+                        .execution_options(synchronize_session=False))
     removed.runs = _run(session, delete(Run).where(Run.started_at < cutoff))
     return removed
 
@@ -120,6 +133,8 @@ def delete_results(session: Session, *, campaign: str | None = None, ad: str | N
     removed = Removed()
     if ad_ids:
         removed.faces, removed.images = _delete_images(session, select(ImageRow.id).where(ImageRow.ad_id.in_(ad_ids)))
+        removed.video_frames, removed.videos = _delete_videos(
+            session, select(VideoRow.id).where(VideoRow.ad_id.in_(ad_ids)))
         removed.ads = _run(session, delete(Ad).where(Ad.id.in_(ad_ids)))
     if ad is None:
         removed.campaigns = _run(session, delete(Campaign).where(Campaign.name == campaign))

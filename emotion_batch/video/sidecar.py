@@ -39,6 +39,19 @@ def find_sidecar(video: str | Path) -> Path | None:
     return found[0] if found else None
 
 
+def sidecar_stamp(video: str | Path) -> str | None:
+    """What the sidecars beside a recording are now (``name:size:mtime_ns`` of each, ``;``-joined), or None where
+    it has none: a run redoes a recording whose stamp differs from the one stored with it."""
+    stamps = []
+    for path in dict.fromkeys(sidecar_paths(video)):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        stamps.append(f"{path.name}:{st.st_size}:{st.st_mtime_ns}")
+    return ";".join(stamps) or None
+
+
 def parse_sidecar(text: str | bytes, *, name: str) -> float:
     """The ad offset in seconds from a sidecar's content.
 
