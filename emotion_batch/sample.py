@@ -11,25 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
-#: head regions (left, top, right, bottom) in the source photos
-_HEADS = {"astronaut": (120, 20, 340, 270), "camera": (160, 80, 290, 230)}
-#: the face (x, y, w, h) inside each head region, for ground truth in benchmarks
-_FACES = {"astronaut": (54, 50, 105, 110), "camera": (24, 40, 84, 84)}
-
-
-def _source(name: str) -> Image.Image:
-    import skimage.data
-
-    array = getattr(skimage.data, name)()
-    if array.ndim == 2:
-        array = np.stack([array] * 3, axis=-1)
-    return Image.fromarray(array)
-
-
-def head(name: str = "astronaut") -> Image.Image:
-    """A head-and-shoulders crop of one of the bundled public-domain photos."""
-    return _source(name).crop(_HEADS[name])
-
+from .portraits import _FACES, head  # noqa: F401  (head: part of this module's face for benchmarks and tests)
+from .portraits import source as _source
 
 #: scikit-image photos without faces, used as scenes behind the pasted faces (``background="scene"``)
 SCENES = ("coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "brick", "grass", "gravel")

@@ -140,7 +140,7 @@ def pose_images() -> dict[str, np.ndarray]:
     What the bundled model makes of them (measured): ``smile`` happy 0.92; ``surprise`` surprise 0.52,
     happy 0.37; ``neutral`` is still read as happy (0.89): her cheeks keep the smile.
     """
-    from ..sample import head
+    from ..portraits import head
 
     smile = np.asarray(head("astronaut").convert("RGB"))
     shape = smile.shape[:2]
