@@ -146,3 +146,21 @@ def test_dual_blazeface_keeps_crowds_and_finds_no_face_in_packshots():
     assert (iou.max(axis=1) >= 0.3).all() and len(faces) == 12  # every face once, nothing else
     assert dual.detect(np.asarray(no_face_photo(np.random.default_rng(0), 640, 480))) == []
     assert build_detector("blazeface-dual", min_score=0.8).small_min_score == 0.8  # --min-score reaches both
+
+
+def test_dual_blazeface_counts_a_close_up_once_and_a_group_by_its_faces(monkeypatch):
+    from emotion_batch.faces.base import Face
+
+    dual = build_detector("blazeface-dual")
+    photo = np.zeros((350, 350, 3), np.uint8)
+    close_up = Face(25, 20, 300, 300, 0.8)
+    part = Face(90, 160, 160, 160, 0.55)  # the short-range model sees the lower face once more, smaller
+    monkeypatch.setattr(dual.full, "detect", lambda rgb: [])
+    monkeypatch.setattr(dual.short, "detect", lambda rgb: [part, close_up])
+    faces = dual.detect(photo)
+    assert len(faces) == 1 and faces[0].w > 250  # one face, the whole one
+    # a group the short-range model took for one face: the full-range faces inside it are kept, it is not
+    left, right = Face(40, 120, 100, 100, 0.9), Face(200, 120, 100, 100, 0.9)
+    monkeypatch.setattr(dual.full, "detect", lambda rgb: [left, right])
+    monkeypatch.setattr(dual.short, "detect", lambda rgb: [Face(20, 60, 310, 250, 0.8)])
+    assert sorted(round(f.x) for f in dual.detect(photo)) == [40, 200]

@@ -246,12 +246,16 @@ class DualBlazeFaceDetector:
         found = self.full.detect(rgb)
         short, full = crop_contract(self.short.name), crop_contract(self.full.name)
         by_full = list(found)
-        for f in self.short.detect(rgb):
+        kept_short: list[Face] = []
+        for f in sorted(self.short.detect(rgb), key=lambda f: f.w * f.h, reverse=True):
             b = float(np.sqrt(f.w * f.h))
             if f.score < self.small_min_score and b < self.CLOSE_UP * min(width, height):
                 continue
             if any(_holds(f, g) for g in by_full):
                 continue  # a face does not hold a smaller face: the short-range model saw a group as one face
+            if any(_holds(g, f) for g in [*by_full, *kept_short]):
+                continue  # nor lies inside a larger one: a part of a close-up seen once more
+            kept_short.append(f)
             side = short.scale * b / full.scale  # the full-range box that frames this face the same way
             cx = f.x + f.w / 2 + (short.dx * b - full.dx * side)
             cy = f.y + f.h / 2 + (short.dy * b - full.dy * side)
