@@ -305,7 +305,7 @@ def db_upgrade(db, revision, quiet) -> None:
     """
     from .config import Settings
     from .jobs import db_upgrade_job
-    from .store.session import safe_url
+    from .store.messages import safe_url
 
     settings = Settings.from_options(db=db)
     try:

@@ -12,7 +12,8 @@ from sqlalchemy.orm import sessionmaker
 from .config import Settings
 from .exceptions import DatabaseError
 from .pipeline import RunOptions, RunSummary, count_candidates, run_batch
-from .store.session import has_schema, init_db, make_engine, safe_url
+from .store.messages import safe_url
+from .store.session import has_schema, init_db, make_engine
 
 if TYPE_CHECKING:
     from .reports import ReportsWritten

@@ -34,7 +34,8 @@ from .preprocess import faces_to_tensors
 from .store.models import Run, utcnow
 from .store import repository
 from .store.repository import ImageRecord, ad_id_for, known_images, mark_interrupted, touch_images, write_images
-from .store.session import init_db, run_lock, safe_url
+from .store.messages import db_reason, safe_url
+from .store.session import init_db, run_lock
 from .video.decode import DEFAULT_SAMPLE_FPS, MAX_SAMPLE_FPS
 
 log = logging.getLogger(__name__)
@@ -343,12 +344,8 @@ def run_batch(
             init_db(engine)  # under the lock: two first runs on an empty database do not both create it
             _run_locked(session_factory, classifier, options, summary, locked, started, progress, executor)
     except SQLAlchemyError as exc:  # one line for the CLI, naming the database and the cause
-        raise DatabaseError(f"Writing to the database {safe_url(str(engine.url))} failed: {_reason(exc)}") from exc
+        raise DatabaseError(f"Writing to the database {safe_url(engine.url)} failed: {db_reason(exc)}") from exc
     return summary
-
-
-def _reason(exc: SQLAlchemyError) -> str:
-    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
 
 
 def _run_locked(session_factory, classifier, options: RunOptions, summary: RunSummary, locked: bool, started: float,
@@ -459,8 +456,8 @@ def _process(session_factory, classifier, options, executor: Executor, summary: 
                 summary.faces += write_images(session, summary.run_id, records, model_id=classifier.model_id)
                 touch_images(session, touched)
         except SQLAlchemyError as exc:
-            raise DatabaseError(f"Writing results to {safe_url(str(session_factory.kw['bind'].url))} failed: "
-                                f"{str(getattr(exc, 'orig', exc)).splitlines()[0]}") from exc
+            raise DatabaseError(f"Writing results to {safe_url(session_factory.kw['bind'].url)} failed: "
+                                f"{db_reason(exc)}") from exc
         for o in pending:
             new_ads[(o.task.candidate.campaign, o.task.candidate.ad)] = None
             setattr(summary, o.status, getattr(summary, o.status) + 1)

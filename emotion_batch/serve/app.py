@@ -31,7 +31,8 @@ from .. import __version__
 from ..assets import asset_dir
 from ..exceptions import ConfigError, DatabaseError, UploadError
 from ..labels import EMOTIONS
-from ..store.session import init_db, make_engine, safe_url
+from ..store.messages import safe_url
+from ..store.session import init_db, make_engine
 from .batcher import MicroBatcher
 from .inference import ACCEPTED_TYPES, Analysed, analyse_upload, face_results, model_card, safe_filename
 from .schemas import NAME_PATTERN, BatchResponse, ErrorResponse, Health, ModelCard, PredictResponse

@@ -101,7 +101,7 @@ def init_db(engine: Engine) -> None:
             with engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         except SQLAlchemyError as exc:
-            raise DatabaseError(f"Cannot prepare the database {safe_url(str(engine.url))}: {db_reason(exc)}") from exc
+            raise DatabaseError(f"Cannot prepare the database {safe_url(engine.url)}: {db_reason(exc)}") from exc
     ensure_schema(engine)
 
 
@@ -117,7 +117,7 @@ def has_schema(engine: Engine) -> bool:
     try:
         return inspect(engine).has_table("faces")
     except SQLAlchemyError as exc:
-        raise DatabaseError(f"Cannot reach the database {safe_url(str(engine.url))}: {db_reason(exc)}") from exc
+        raise DatabaseError(f"Cannot reach the database {safe_url(engine.url)}: {db_reason(exc)}") from exc
 
 
 @contextlib.contextmanager
@@ -140,13 +140,13 @@ def run_lock(engine: Engine) -> Iterator[bool]:
             handle = open(lock_path, "a+")
         except OSError as exc:
             raise DatabaseError(f"Cannot open the run lock file {lock_path} ({exc.strerror or exc}). "
-                                f"Received: db={safe_url(str(url))!r}") from exc
+                                f"Received: db={safe_url(url)!r}") from exc
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             handle.close()
             raise RunLockedError(
-                f"Another emotion-batch run is using {safe_url(str(url))} (lock file {lock_path}); "
+                f"Another emotion-batch run is using {safe_url(url)} (lock file {lock_path}); "
                 "this run stops here. Try again when it has finished."
             ) from exc
         try:
@@ -164,11 +164,11 @@ def run_lock(engine: Engine) -> Iterator[bool]:
             got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": PG_LOCK_KEY}).scalar()
             conn.commit()
         except OperationalError as exc:
-            raise DatabaseError(f"Cannot reach the database {safe_url(str(url))}: {db_reason(exc)}") from exc
+            raise DatabaseError(f"Cannot reach the database {safe_url(url)}: {db_reason(exc)}") from exc
         if not got:
             conn.close()
             raise RunLockedError(
-                f"Another emotion-batch run holds the lock on {safe_url(str(url))}; this run stops here."
+                f"Another emotion-batch run holds the lock on {safe_url(url)}; this run stops here."
             )
         try:
             yield True
