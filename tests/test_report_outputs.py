@@ -311,7 +311,9 @@ def test_pdfs_have_no_blank_page(rendered, tmp_path):
             width, height = image.size
             body = image.crop((0, int(height * 0.1), width, int(height * 0.88)))  # without header and footer
             ink = float((np.asarray(body) < 200).mean())
-            assert ink > 0.01, f"{page.name} of {pdf.name} is blank ({ink:.4f})"
+            # a page holding only a short table (the campaign's three-row "All ads") has ~0.9 % ink; an empty
+            # body has none
+            assert ink > 0.003, f"{page.name} of {pdf.name} is blank ({ink:.4f})"
 
 
 def test_pdfs_embed_their_fonts_and_have_no_weasyprint_warnings(rendered):
