@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .metrics import negative_log_likelihood
+
 #: The temperatures searched (a wider range means the model is broken, not miscalibrated).
 T_RANGE = (0.05, 20.0)
 
@@ -24,8 +26,7 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def _nll(y: np.ndarray, probs: np.ndarray, temperature: float) -> float:
-    p = apply_temperature(probs, temperature)[np.arange(len(y)), y]
-    return float(-np.log(np.maximum(p, 1e-12)).mean())
+    return negative_log_likelihood(y, apply_temperature(probs, temperature))
 
 
 def fit_temperature(y_true: np.ndarray, probs: np.ndarray, *, tol: float = 1e-4) -> float:

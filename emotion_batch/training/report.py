@@ -3,8 +3,10 @@ as HTML and PDF."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +19,26 @@ _RC = {"svg.fonttype": "none", "svg.hashsalt": "emotion_batch", "font.family": "
        "font.sans-serif": FONT_FAMILIES, "font.size": 8.5}
 
 
-def confusion_svg(report: dict[str, Any]) -> str:
-    """Row-normalised confusion matrix (recall on the diagonal) with counts, as inline SVG."""
+@contextlib.contextmanager
+def _chart(size: tuple[float, float]) -> Iterator[tuple[Any, Any]]:
+    """A matplotlib figure of ``size`` inches with one axes, drawn under the reports' style (``_RC``); turn it
+    into inline SVG inside the block so the style applies."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    with matplotlib.rc_context(_RC):
+        figure = Figure(figsize=size)
+        FigureCanvasAgg(figure)
+        yield figure, figure.add_subplot()
+
+
+def confusion_svg(report: dict[str, Any]) -> str:
+    """Row-normalised confusion matrix (recall on the diagonal) with counts, as inline SVG."""
     cm = np.asarray(report["confusion_matrix"], dtype=float)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     labels = [EMOTION_LABELS.get(n, n) for n in report["labels"]]
-    with matplotlib.rc_context(_RC):
-        figure = Figure(figsize=(5.2, 4.3))
-        FigureCanvasAgg(figure)
-        ax = figure.add_subplot()
+    with _chart((5.2, 4.3)) as (figure, ax):
         ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
         for i in range(cm.shape[0]):
             for j in range(cm.shape[1]):
@@ -45,14 +54,7 @@ def confusion_svg(report: dict[str, Any]) -> str:
 
 def roc_svg(report: dict[str, Any]) -> str:
     """One-vs-rest ROC curves of every class plus micro and macro averages, as inline SVG."""
-    import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    with matplotlib.rc_context(_RC):
-        figure = Figure(figsize=(5.2, 4.0))
-        FigureCanvasAgg(figure)
-        ax = figure.add_subplot()
+    with _chart((5.2, 4.0)) as (figure, ax):
         for name in report["labels"]:
             fpr, tpr = report["roc"][name]
             ax.plot(fpr, tpr, linewidth=1, label=f"{EMOTION_LABELS.get(name, name)} ({report['per_class'][name]['auc']:.3f})")
@@ -71,18 +73,11 @@ def roc_svg(report: dict[str, Any]) -> str:
 def reliability_svg(report: dict[str, Any]) -> str:
     """Reliability diagram: accuracy against mean confidence per confidence bin (bars), the diagonal a
     calibrated model follows, and the share of faces in each bin, as inline SVG."""
-    import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     cal = report["calibration"]
     edges = np.asarray(cal["edges"])
     filled = [i for i, n in enumerate(cal["count"]) if n]
     width = float(edges[1] - edges[0])
-    with matplotlib.rc_context(_RC):
-        figure = Figure(figsize=(5.2, 4.0))
-        FigureCanvasAgg(figure)
-        ax = figure.add_subplot()
+    with _chart((5.2, 4.0)) as (figure, ax):
         ax.bar([edges[i] for i in filled], [cal["accuracy"][i] for i in filled], width=width, align="edge",
                color="#3e7cb1", edgecolor="white", linewidth=0.5, label="accuracy in the bin")
         ax.plot([cal["confidence"][i] for i in filled], [cal["confidence"][i] for i in filled], "o", color="#e4572e",
