@@ -32,8 +32,8 @@ from .faces import DETECTORS, build_detector
 from .imaging import DEFAULT_MAX_PIXELS, DEFAULT_WORK_SIDE, decode_image
 from .preprocess import faces_to_tensors
 from .store.models import Run, utcnow
-from .store import repository
-from .store.repository import ImageRecord, ad_id_for, known_images, mark_interrupted, touch_images, write_images
+from .store.repository import (ImageRecord, ad_id_for, known_images, known_videos, mark_interrupted, touch_images,
+                               write_images)
 from .store.messages import db_reason, safe_url
 from .store.session import init_db, run_lock
 from .video.decode import DEFAULT_SAMPLE_FPS, MAX_SAMPLE_FPS
@@ -415,10 +415,10 @@ def _tasks(session_factory, options: RunOptions, summary: RunSummary, stats: Wal
         with session_factory.begin() as session:
             ad_id = ad_id_for(session, campaign, ad)
             known = known_images(session, ad_id)
-            known_videos = repository.known_videos(session, ad_id) if recordings else {}
+            stored_videos = known_videos(session, ad_id) if recordings else {}
         skipped = 0
         for cand in recordings:
-            old = known_videos.get(cand.path)
+            old = stored_videos.get(cand.path)
             stamp = sidecar_stamp(Path(root) / cand.path)
             same_sidecar = old is not None and old.sidecar_stamp == stamp
             if same_sidecar and not options.reprocess and old.size_bytes == cand.size and old.mtime_ns == cand.mtime_ns:

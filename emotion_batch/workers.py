@@ -121,10 +121,6 @@ class _Slot:
     ready: bool = False
     calls: deque = field(default_factory=deque)
 
-    @property
-    def held(self) -> int:
-        return sum(len(c.items) - c.received for c in self.calls)
-
 
 class WorkerPool:
     """``workers`` processes, each running ``build(*args)`` once and the function it returns over items.

@@ -71,8 +71,8 @@ def load_share_statistics(manifest: Optional[Mapping] = None,
                           models_dir: Optional[Path] = None) -> dict[str, ConfusionStats]:
     """The validation statistics of every bundled model file, by model id (``<name>@<sha256 prefix>``).
 
-    Files that are missing, malformed, or measured for another file or another temperature than the
-    manifest now records are left out (logged): their faces get no correction.
+    Files that are missing or malformed, and entries of files the manifest no longer holds (another hash:
+    retrained, re-bundled or recalibrated), are left out (logged): their faces get no correction.
 
     Args:
         manifest: the parsed ``models/manifest.json``; the bundled one when None.
@@ -114,7 +114,7 @@ def load_share_statistics(manifest: Optional[Mapping] = None,
 def manifest_temperature(model_id: str, manifest: Optional[Mapping]) -> Optional[float]:
     """The temperature the manifest records for a model file (its own entry's, else its model's), or None.
 
-    The statistics of a file are measured at this temperature and used only while it stays the same."""
+    Recorded with a file's statistics for the reader; the file's hash already covers a built-in temperature."""
     found = manifest_entry(model_id, manifest)
     if found is None:
         return None

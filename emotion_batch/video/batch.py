@@ -15,7 +15,6 @@ Bad input is a recorded status (``decode.VIDEO_STATUSES``) with an error naming 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -23,11 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..classifier import sha256_file
 from ..discover import Candidate
 from ..exceptions import ConfigError, VideoError
 from ..faces import build_detector
 from ..faces.base import Detector
 from ..store.repository import VideoRecord, touch_video, write_video
+from .decode import VIDEO_STATUSES
 from .analysis import analyze_video
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,7 @@ log = logging.getLogger(__name__)
 #: viewer's face is large (README "Viewer videos"), and larger faces let BlazeFace skip its tiles.
 VIDEO_MIN_FACE = 64.0
 #: Statuses counted as failed in a run's summary.
-FAILED_VIDEO_STATUSES = ("unreadable", "unsupported", "bad_sidecar")
-_HASH_CHUNK = 1 << 20
+FAILED_VIDEO_STATUSES = tuple(s for s in VIDEO_STATUSES if s not in ("ok", "no_face"))
 
 
 @dataclass(frozen=True)
@@ -56,15 +56,6 @@ class VideoTask:
 def video_detector(detector: str, *, min_score: float | None = None, min_face: float | None = None) -> Detector:
     """The run's detector for recordings: ``min_face`` is ``VIDEO_MIN_FACE`` unless given."""
     return build_detector(detector, min_score=min_score, min_face=min_face if min_face is not None else VIDEO_MIN_FACE)
-
-
-def file_sha256(path: str | Path) -> str:
-    """The sha256 of a file, read in 1 MiB chunks (a recording is never read whole into memory)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _relative(message: str, root: str) -> str:
@@ -88,7 +79,7 @@ def analyse_video_task(task: VideoTask, detector: Detector, classifier: Any, *, 
                            sidecar_stamp=task.sidecar_stamp, **kwargs)
 
     try:
-        sha = file_sha256(path)
+        sha = sha256_file(path)  # in 1 MiB blocks: a recording is never read whole
     except OSError as exc:
         return record("unreadable", f"{cand.path}: cannot read file ({exc.strerror or exc})", None)
     if task.known_sha256 == sha and not task.sidecar_changed and not reprocess:
