@@ -26,7 +26,11 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
+from emotion_batch.faces import DETECTORS  # noqa: E402
 from emotion_batch.sample import head, jpeg_bytes, synthetic_photo  # noqa: E402
+
+#: the job's default detector
+DEFAULT_DETECTOR = DETECTORS[0]
 
 #: The photo settings of the issue: (width, height, faces per photo).
 PHOTO_SETTINGS = ((640, 480, 1), (640, 480, 5), (1920, 1080, 1), (1920, 1080, 5))
@@ -48,12 +52,15 @@ def machine_line() -> str:
 
 
 def write_photos(folder: Path, count: int, width: int, height: int, faces: int, *, seed: int = 0,
-                 ads: int = 4, quality: int = 90, background: str = "gradient") -> list[Path]:
+                 ads: int = 4, quality: int = 90, background: str = "gradient", distinct: int = 25) -> list[Path]:
     """``count`` distinct JPEG photos with ``faces`` real faces each under ``folder/bench/ad_<k>/``,
-    pasted on a smooth ``gradient`` or on a real ``scene`` (see ``emotion_batch.sample.synthetic_photo``)."""
+    pasted on a smooth ``gradient`` or on a real ``scene`` (see ``emotion_batch.sample.synthetic_photo``).
+
+    ``distinct`` base photos differ in face size, place, mirror, light and background; the ``count`` files
+    cycle through them, each with a few noisy pixels so that no two files share a hash."""
     rng = np.random.default_rng(seed)
     variants = [np.asarray(synthetic_photo(rng, width, height, faces, background=background))
-                for _ in range(min(count, 25))]
+                for _ in range(min(count, distinct))]
     paths = []
     for i in range(count):
         target = folder / "bench" / f"ad_{i % ads}" / f"photo_{i:06d}.jpg"
@@ -147,7 +154,7 @@ def run_measured(cmd: list[str], *, env: dict | None = None) -> tuple[str, float
     return out, wall, rss.peak
 
 
-def run_job(root: Path, db: Path, *, detector: str = "blazeface", workers: int | None = None, batch: int = 256,
+def run_job(root: Path, db: Path, *, detector: str = DEFAULT_DETECTOR, workers: int | None = None, batch: int = 256,
             engine: str = "local", extra: list[str] | None = None) -> dict:
     """``emotion-batch run`` in a fresh process: its JSON summary plus ``wall_seconds`` and ``peak_rss``."""
     cmd = [sys.executable, "-m", "emotion_batch", "run", str(root), "--db", f"sqlite:///{db}", "--detector", detector,

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, machine_line, write_photos
+from common import DEFAULT_DETECTOR, REPO, machine_line, write_photos
 
 #: Inclusive time of these functions is reported: the job's stages, from reading to storing.
 STAGES = {
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--size", default="640x480")
     parser.add_argument("--faces", type=int, default=1)
-    parser.add_argument("--detector", default="blazeface")
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"[default: {DEFAULT_DETECTOR}, the job's]")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--rate", type=int, default=200, help="samples per second")
     parser.add_argument("--top", type=int, default=12)

@@ -32,7 +32,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from emotion_batch.faces import DETECTORS  # noqa: E402
 from emotion_batch.sample import jpeg_bytes, synthetic_photo  # noqa: E402
+
+DEFAULT_DETECTOR = DETECTORS[0]
 
 HOST = "127.0.0.1"
 
@@ -126,7 +129,7 @@ def main() -> None:
     parser.add_argument("--size", default="640x480", help="photo size WxH")
     parser.add_argument("--faces", type=int, default=1)
     parser.add_argument("--model", help="bundled model name or .keras file  [default: bundled default]")
-    parser.add_argument("--detector", default="blazeface")
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"[default: {DEFAULT_DETECTOR}, the job's]")
     parser.add_argument("--wait-ms", type=float, default=5.0, help="the micro-batcher's window")
     parser.add_argument("--compare", action="store_true", help="also run without micro-batching")
     args = parser.parse_args()
