@@ -137,6 +137,20 @@ def test_dual_blazeface_finds_close_ups_the_full_range_model_misses(box, side):
     assert f.w > 0.5 * photo.shape[1] and f.eyes is not None  # the whole face, with its eyes
 
 
+@pytest.mark.parametrize("side", [48, 160])
+def test_dual_blazeface_finds_a_face_cut_on_every_side_by_looking_again_with_a_border(side, monkeypatch):
+    photo = _close_up((190, 87, 263, 163), side)  # her face with 15 % cut off each side: no forehead, chin, ears
+    dual = build_detector("blazeface-dual")
+    monkeypatch.setattr(dual, "_bordered_close_up", lambda rgb: [])
+    assert dual.detect(photo) == []  # neither model finds it in the photo as it is
+    monkeypatch.undo()
+    faces = dual.detect(photo)
+    assert len(faces) == 1
+    f = faces[0]
+    centre = np.array([f.x + f.w / 2, f.y + f.h / 2])
+    assert f.w >= 0.5 * side and (np.abs(centre - side / 2) < side / 4).all()  # the face, not a part of it
+
+
 def test_dual_blazeface_keeps_crowds_and_finds_no_face_in_packshots():
     truth: list = []
     photo = np.asarray(synthetic_photo(np.random.default_rng(5), 1920, 1080, 12, boxes=truth, background="scene"))
