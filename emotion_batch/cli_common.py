@@ -94,14 +94,14 @@ def progress(label: str, *, quiet: bool) -> Iterator[Progress | QuietProgress]:
 
 
 def dry_run_first(job, question, *, dry_run: bool, yes: bool):
-    """What ``job(dry_run=True)`` counts; unless ``dry_run``, what ``job(dry_run=False)`` removes after the user
+    """What ``job(True)``, a dry run, counts; unless ``dry_run``, what ``job(False)`` removes once the user has
     confirmed ``question(counted)`` (unless ``yes``)."""
-    counted = job(dry_run=True)
+    counted = job(True)
     if dry_run:
         return counted
     if not yes:
         click.confirm(f"emotion-batch: remove {question(counted)}?", abort=True, err=True)
-    return job(dry_run=False)
+    return job(False)
 
 
 def db_option(f=None, *, help: str = "SQLAlchemy database URL  [default: sqlite:///emotion_batch.sqlite]"):
