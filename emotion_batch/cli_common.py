@@ -1,6 +1,6 @@
-"""What the commands of ``cli.py`` share: their options, the group that turns library errors into messages,
-help in sections, progress on stderr with a quiet twin, logging, and the lines that tell what reports were
-written. Click code only; nothing here imports TensorFlow.
+"""What the commands of ``cli.py`` share: the group that turns library errors into messages, help in sections,
+progress on stderr with a quiet twin, the dry run before a removal, the options, logging, and the summary lines
+of runs and reports. Click code only; nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -58,7 +58,11 @@ class Progress:
 
     def __init__(self, label: str, stack: contextlib.ExitStack) -> None:
         self.label, self.count, self._stack, self._bar = label, 0, stack, None
-        stack.callback(lambda: self.count and click.echo("", err=True))  # ends the count's line
+        stack.callback(self._end_count)
+
+    def _end_count(self) -> None:
+        if self.count:  # the running count's line ends with the block
+            click.echo("", err=True)
 
     def total(self, length: int) -> None:
         self._bar = self._stack.enter_context(
@@ -119,8 +123,8 @@ def verbose_option(f):
 
 
 def output_options(f):
-    f = click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line (for cron).")(f)
-    return json_option(verbose_option(f))
+    f = json_option(verbose_option(f))
+    return click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line (for cron).")(f)
 
 
 def removal_options(f):
@@ -131,22 +135,22 @@ def removal_options(f):
 
 
 def reports_option(f):
-    f = click.option("--reports", "reports", metavar="DIR", envvar="EMOTION_BATCH_REPORTS", show_envvar=True,
-                     help="Folder for the HTML and PDF reports  [default: ./reports]")(f)
-    f = click.option("--min-faces", type=click.IntRange(min=1), default=10, show_default=True,
-                     help="Hide emotion shares of groups with fewer faces than this.")(f)
-    f = click.option("--paper", type=click.Choice(["a4", "letter"]), default="a4", show_default=True,
-                     help="Page size of the PDF reports.")(f)
+    f = click.option("--report-workers", type=click.IntRange(min=0),
+                     help="Processes rendering reports  [default: one per core; 0: none]")(f)
     f = click.option("--examples", is_flag=True,
                      help="Show crops of the most confident faces per expression in the reports (personal data; "
                           "needs the images under the run's ROOT).")(f)
-    return click.option("--report-workers", type=click.IntRange(min=0),
-                        help="Processes rendering reports  [default: one per core; 0: none]")(f)
+    f = click.option("--paper", type=click.Choice(["a4", "letter"]), default="a4", show_default=True,
+                     help="Page size of the PDF reports.")(f)
+    f = click.option("--min-faces", type=click.IntRange(min=1), default=10, show_default=True,
+                     help="Hide emotion shares of groups with fewer faces than this.")(f)
+    return click.option("--reports", "reports", metavar="DIR", envvar="EMOTION_BATCH_REPORTS", show_envvar=True,
+                        help="Folder for the HTML and PDF reports  [default: ./reports]")(f)
 
 
 def model_options(f):
-    f = click.option("--model", metavar="NAME|PATH", help="Bundled model name or .keras file  [default: bundled default]")(f)
-    return click.option("--model-sha256", metavar="HEX", help="Expected sha256 of a --model file.")(f)
+    f = click.option("--model-sha256", metavar="HEX", help="Expected sha256 of a --model file.")(f)
+    return click.option("--model", metavar="NAME|PATH", help="Bundled model name or .keras file  [default: bundled default]")(f)
 
 
 def backend_option(f):
