@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import datetime
 import json
-import logging
 import os
 import sys
 
 import click
 
 from . import __version__
+from .cli_common import (Commands, SectionedCommand, backend_option, db_option, detector_options, dry_run_first,
+                         json_option, model_options, output_options, progress, removal_options, reports_json,
+                         reports_line, reports_option, run_line, setup_logging, verbose_option)
 from .exceptions import EmotionBatchError
 
 #: Exit code of a run that finished although worker processes died (``runs.status`` ``workers_died``).
 EXIT_WORKERS_DIED = 3
-
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def _quiet_tensorflow(verbose: int = 0, *, model: str | None = None, backend: str | None = None) -> None:
@@ -47,96 +47,19 @@ def _quiet_tensorflow(verbose: int = 0, *, model: str | None = None, backend: st
         tf.config.list_logical_devices()
 
 
-def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+#: The headings of ``run --help``, in the order a run meets them, and their options' parameter names.
+RUN_SECTIONS = {
+    "Input": ("reprocess", "follow_symlinks", "max_pixels", "video_fps"),
+    "Detection": ("detector", "min_score", "min_face"),
+    "Model": ("model", "model_sha256", "backend", "batch_size"),
+    "Storage": ("db",),
+    "Reports": ("reports", "no_reports", "min_faces", "paper", "examples", "report_workers"),
+    "Engine": ("engine", "workers", "ray_address", "ray_gpus"),
+    "Output": ("quiet", "as_json", "verbose", "help"),
+}
 
 
-def db_option(f):
-    return click.option("--db", "db", metavar="URL", envvar="EMOTION_BATCH_DB", show_envvar=True,
-                        help="SQLAlchemy database URL  [default: sqlite:///emotion_batch.sqlite]")(f)
-
-
-def reports_option(f):
-    f = click.option("--reports", "reports", metavar="DIR", envvar="EMOTION_BATCH_REPORTS", show_envvar=True,
-                     help="Folder for the HTML and PDF reports  [default: ./reports]")(f)
-    f = click.option("--min-faces", type=click.IntRange(min=1), default=10, show_default=True,
-                     help="Hide emotion shares of groups with fewer faces than this.")(f)
-    f = click.option("--paper", type=click.Choice(["a4", "letter"]), default="a4", show_default=True,
-                     help="Page size of the PDF reports.")(f)
-    f = click.option("--examples", is_flag=True,
-                     help="Show crops of the most confident faces per expression in the reports (personal data; "
-                          "needs the images under the run's ROOT).")(f)
-    return click.option("--report-workers", type=click.IntRange(min=0),
-                        help="Processes rendering reports  [default: one per core; 0: none]")(f)
-
-
-def _reports_line(written, folder: str) -> str:
-    """What a command wrote, for its summary line."""
-    line = (f"{len(written.ads) // 2} ad reports, {len(written.campaigns) // 2} campaign reports"
-            f"{', index and summaries' if written.index else ''} in {folder}")
-    return line + (f"; open {os.path.join(folder, 'index.html')}" if written.index else "")
-
-
-def _skipped(summary) -> str:
-    """The files a run skipped that a user may not expect it to, for its summary line."""
-    parts = [f"{summary.special_skipped} special files or dangling links"] if summary.special_skipped else []
-    if summary.links_skipped:
-        parts.append(f"{summary.links_skipped} links out of ROOT (--follow-symlinks)")
-    return f"skipped {', '.join(parts)}; " if parts else ""
-
-
-def _videos(summary) -> str:
-    """The videos of a run, for its summary line (nothing when ROOT holds none)."""
-    if not summary.videos_found:
-        return ""
-    return (f"{summary.videos_found} videos found, {summary.videos_processed} processed ({summary.videos_ok} ok, "
-            f"{summary.videos_no_face} no face, {summary.videos_failed} failed), {summary.videos_unchanged} unchanged, "
-            f"{summary.video_frames} frames with a face; ")
-
-
-def _reports_json(written) -> dict:
-    return {"reports": [str(p) for p in written.ads], "campaign_reports": [str(p) for p in written.campaigns],
-            "index": [str(p) for p in written.index], "report_seconds": round(written.seconds, 3)}
-
-
-def model_options(f):
-    f = click.option("--model", metavar="NAME|PATH", help="Bundled model name or .keras file  [default: bundled default]")(f)
-    return click.option("--model-sha256", metavar="HEX", help="Expected sha256 of a --model file.")(f)
-
-
-def backend_option(f):
-    return click.option("--backend", type=click.Choice(["auto", "keras", "litert"]), default="auto", show_default=True,
-                        help="How the model runs: litert (its int8 .tflite file, CPU, no TensorFlow), keras "
-                             "(TensorFlow, a GPU where present); auto: litert without a GPU when the model has one.")(f)
-
-
-def detector_options(f):
-    f = click.option("--min-face-size", "min_face", type=click.FloatRange(min=1), metavar="PX",
-                     help="Smallest face side to report, in pixels of the searched image (photos are searched at "
-                          "most 1920 px on their long side); larger is faster with the blazeface detectors and haar; "
-                          "given, BlazeFace also searches finer tiles down to faces this small (crowds, slower)  "
-                          "[default: 16; BlazeFace's tiles then resolve faces of about 1/30 of the long side; haar 24]")(f)
-    f = click.option("--min-score", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-                     help="Detection threshold  [default: the detector's own]")(f)
-    from .faces import DETECTORS  # numpy only: --help stays light
-
-    return click.option("--detector", type=click.Choice(DETECTORS), default=DETECTORS[0], show_default=True,
-                        help="Face detector: blazeface-dual runs both BlazeFace models (close-ups to crowds); "
-                             "'none' treats every image as one face crop.")(f)
-
-
-def output_options(f):
-    f = click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line (for cron).")(f)
-    f = click.option("-v", "--verbose", count=True, help="More log lines (-vv for debug).")(f)
-    return click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")(f)
-
-
-def _fail(exc: EmotionBatchError) -> click.ClickException:
-    return click.ClickException(str(exc))
-
-
-@click.group(context_settings=CONTEXT_SETTINGS)
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="emotion-batch")
 def cli() -> None:
     """Apparent facial expressions in ad-campaign photos, stored in SQL and reported per ad.
@@ -146,36 +69,36 @@ def cli() -> None:
     """
 
 
-@cli.command(context_settings=CONTEXT_SETTINGS)
+@cli.command(cls=SectionedCommand, sections=RUN_SECTIONS)
 @click.argument("root", type=click.Path(file_okay=False, path_type=str))
-@db_option
-@reports_option
-@model_options
-@backend_option
-@detector_options
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True, help="Faces per model call.")
-@click.option("--workers", type=click.IntRange(min=0), help="Decode/detect processes (Ray actors with --engine ray)  [default: one per core; 0: none]")
+@click.option("--reprocess", is_flag=True, help="Process every image and video again, changed or not.")
+@click.option("--follow-symlinks", is_flag=True,
+              help="Also read image files that symbolic links point to outside ROOT (skipped and counted by default).")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=120_000_000, show_default=True,
               help="Refuse larger images as 'unsupported' (decompression bombs).")
-@click.option("--reprocess", is_flag=True, help="Process every image and video again, changed or not.")
 @click.option("--video-fps", type=click.FloatRange(min=0, max=60, min_open=True), default=5.0, show_default=True,
               help="Frames sampled per second of a viewer recording (its faces are searched from 64 px up unless "
                    "--min-face-size is given).")
-@click.option("--follow-symlinks", is_flag=True,
-              help="Also read image files that symbolic links point to outside ROOT (skipped and counted by default).")
+@detector_options
+@model_options
+@backend_option
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True, help="Faces per model call.")
+@db_option
+@reports_option
 @click.option("--no-reports", is_flag=True, help="Store results only; render no reports.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: worker processes here; ray: Ray Data actors (pip install 'emotion-batch[ray]').")
+@click.option("--workers", type=click.IntRange(min=0), help="Decode/detect processes (Ray actors with --engine ray)  [default: one per core; 0: none]")
 @click.option("--ray-address", metavar="ADDRESS",
               help="With --engine ray: 'auto' or ray://HOST:10001 for a cluster  [default: a local Ray]")
 @click.option("--ray-gpus", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="With --engine ray: GPUs per actor (0.25: four actors share a GPU).")
 @output_options
-def run(root, db, reports, min_faces, paper, examples, report_workers, model, model_sha256, backend, detector, min_score,
-        min_face, batch_size, workers, max_pixels, reprocess, video_fps, follow_symlinks, no_reports, engine, ray_address,
-        ray_gpus, quiet, verbose, as_json) -> None:
+def run(root, reprocess, follow_symlinks, max_pixels, video_fps, detector, min_score, min_face, model, model_sha256,
+        backend, batch_size, db, reports, no_reports, min_faces, paper, examples, report_workers, engine, workers,
+        ray_address, ray_gpus, quiet, verbose, as_json) -> None:
     """Find faces in new images and viewer videos under ROOT, classify them, store the results and render reports."""
-    _setup_logging(verbose, quiet)
+    setup_logging(verbose, quiet)
     _quiet_tensorflow(verbose, model=model, backend=backend if engine == "local" else None)
     from .config import Settings
     from .jobs import run_job
@@ -185,53 +108,29 @@ def run(root, db, reports, min_faces, paper, examples, report_workers, model, mo
                                      backend=backend, paper=paper, examples=examples, report_workers=report_workers)
     options = RunOptions(root=root, detector=detector, batch_size=batch_size, workers=workers, reprocess=reprocess,
                          min_score=min_score, min_face=min_face, max_pixels=max_pixels, engine=engine,
-                         follow_symlinks=follow_symlinks, video_fps=video_fps,
-                         ray_address=ray_address,
+                         follow_symlinks=follow_symlinks, video_fps=video_fps, ray_address=ray_address,
                          ray_gpus=ray_gpus)
-    show_bar = not quiet and not as_json and sys.stderr.isatty()
-    bar = None
-
-    def on_total(total: int) -> None:
-        nonlocal bar
-        if show_bar:
-            bar = click.progressbar(length=total, label="files", file=sys.stderr, show_pos=True)
-            bar.__enter__()
-
-    def progress(n: int) -> None:
-        if bar is not None:
-            bar.update(n)
-
     try:
-        summary, written = run_job(settings, options, progress=progress, on_total=on_total, render=not no_reports)
+        with progress("files", quiet=quiet or as_json) as bar:
+            summary, written = run_job(settings, options, progress=bar, on_total=bar.total, render=not no_reports)
     except KeyboardInterrupt:
         click.echo("\nemotion-batch: interrupted; committed results are kept, the next run resumes.", err=True)
         sys.exit(130)
-    except EmotionBatchError as exc:
-        raise _fail(exc) from exc
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
     if summary.worker_deaths:  # even with -q: cron mails it, someone should look (memory, a crashing decoder)
         click.echo(f"emotion-batch: warning: {summary.worker_deaths} worker processes died during the run; their "
                    f"images were retried, {len(summary.worker_killers)} recorded as unreadable "
                    f"(run {summary.run_id}, status workers_died)", err=True)
     if as_json:
-        click.echo(json.dumps({**summary.as_dict(), **_reports_json(written)}, indent=2, default=str))
+        click.echo(json.dumps({**summary.as_dict(), **reports_json(written)}, indent=2, default=str))
     elif not quiet:
         for folder, error in summary.unreadable_folders:
             click.echo(f"warning: cannot read folder {folder}: {error}", err=True)
-        click.echo(
-            f"emotion-batch: {summary.images_found} images found, {summary.processed} processed "
-            f"({summary.ok} ok, {summary.no_face} no face, {summary.unreadable} unreadable, "
-            f"{summary.unsupported} unsupported), {summary.unchanged} unchanged, {summary.faces} faces "
-            f"in {summary.seconds:.1f} s ({summary.images_per_second:.1f} images/s); {_videos(summary)}"
-            f"{_skipped(summary)}{_reports_line(written, settings.reports)}"
-        )
+        click.echo(f"emotion-batch: {run_line(summary)}{reports_line(written, settings.reports)}")
     if summary.worker_deaths:
         sys.exit(EXIT_WORKERS_DIED)
 
 
-@cli.command(context_settings=CONTEXT_SETTINGS)
+@cli.command()
 @db_option
 @reports_option
 @click.option("--campaign", help="Only this campaign.")
@@ -242,49 +141,37 @@ def report(db, reports, min_faces, paper, examples, report_workers, campaign, ad
 
     Writes one report per ad and per campaign, index.html, summary.json, summary.csv and campaigns.csv.
     """
-    _setup_logging(verbose, quiet)
+    setup_logging(verbose, quiet)
     from .config import Settings
     from .jobs import report_job
 
     settings = Settings.from_options(db=db, reports=reports, min_faces=min_faces, paper=paper, examples=examples,
                                      report_workers=report_workers)
-    try:
-        written = report_job(settings, campaign=campaign, ad=ad)
-    except EmotionBatchError as exc:
-        raise _fail(exc) from exc
+    written = report_job(settings, campaign=campaign, ad=ad)
     if as_json:
-        click.echo(json.dumps(_reports_json(written), indent=2))
+        click.echo(json.dumps(reports_json(written), indent=2))
     elif not quiet:
-        click.echo(f"emotion-batch: {_reports_line(written, settings.reports)} ({written.seconds:.1f} s)")
+        click.echo(f"emotion-batch: {reports_line(written, settings.reports)} ({written.seconds:.1f} s)")
 
 
 DATASET_CHOICES = ("faces", "images", "failed-images", "ad-summary", "campaign-summary", "daily-trend",
                    "share-estimates", "videos", "video-frames", "second-trace")
 
 
-def _confirm_removal(what: str, removed, yes: bool) -> None:
-    if yes:
-        return
-    click.confirm(f"emotion-batch: remove {removed} ({what})?", abort=True, err=True)
-
-
-@cli.group(context_settings=CONTEXT_SETTINGS)
+@cli.group()
 def db() -> None:
     """The database schema: its state, and upgrades through the migrations shipped in the package."""
 
 
-@db.command("status", context_settings=CONTEXT_SETTINGS)
+@db.command("status")
 @db_option
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@json_option
 def db_status(db, as_json) -> None:
     """Show the schema revision of the database and the newest one this emotion-batch knows."""
     from .config import Settings
     from .jobs import db_status_job
 
-    try:
-        status = db_status_job(Settings.from_options(db=db))
-    except EmotionBatchError as exc:
-        raise _fail(exc) from exc
+    status = db_status_job(Settings.from_options(db=db))
     if as_json:
         click.echo(json.dumps(status, indent=2))
         return
@@ -294,7 +181,7 @@ def db_status(db, as_json) -> None:
         click.echo(status["problem"])
 
 
-@db.command("upgrade", context_settings=CONTEXT_SETTINGS)
+@db.command("upgrade")
 @db_option
 @click.option("--revision", default="head", show_default=True, help="Revision to migrate to.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line.")
@@ -308,16 +195,13 @@ def db_upgrade(db, revision, quiet) -> None:
     from .store.messages import safe_url
 
     settings = Settings.from_options(db=db)
-    try:
-        before, after = db_upgrade_job(settings, revision=revision)
-    except EmotionBatchError as exc:
-        raise _fail(exc) from exc
+    before, after = db_upgrade_job(settings, revision=revision)
     if not quiet:
         change = f"already at revision {after}" if before == after else f"schema revision {before or 'none'} -> {after}"
         click.echo(f"emotion-batch: {safe_url(settings.db)}: {change}")
 
 
-@cli.command("export", context_settings=CONTEXT_SETTINGS)
+@cli.command("export")
 @click.argument("dataset", type=click.Choice(DATASET_CHOICES))
 @click.option("-o", "--out", required=True, metavar="FILE",
               help="File to write: .csv, .parquet or .xlsx ('-': CSV on stdout).")
@@ -334,27 +218,14 @@ def export_data(dataset, out, fmt, campaigns, ads, since, until, db, quiet, verb
 
     Summaries count only the images and faces the filters select. (`emotion-batch export-model` exports models.)
     """
-    _setup_logging(verbose, quiet)
+    setup_logging(verbose, quiet)
     from .config import Settings
     from .jobs import export_job
     from .store.queries import Filters
 
-    counter = {"rows": 0}
-    live = not quiet and not as_json and out != "-" and sys.stderr.isatty()
-
-    def progress(n: int) -> None:
-        counter["rows"] += n
-        if live:
-            click.echo(f"\r{counter['rows']:,} rows", nl=False, err=True)
-
-    try:
-        filters = Filters.from_options(campaigns=campaigns, ads=ads, since=since, until=until)
-        result = export_job(Settings.from_options(db=db), dataset, out, fmt=fmt, filters=filters, progress=progress)
-    except EmotionBatchError as exc:
-        raise _fail(exc) from exc
-    finally:
-        if live and counter["rows"]:
-            click.echo("", err=True)
+    filters = Filters.from_options(campaigns=campaigns, ads=ads, since=since, until=until)
+    with progress("rows", quiet=quiet or as_json or out == "-") as rows:
+        result = export_job(Settings.from_options(db=db), dataset, out, fmt=fmt, filters=filters, progress=rows)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2), err=out == "-")
     elif not quiet:
@@ -363,29 +234,23 @@ def export_data(dataset, out, fmt, campaigns, ads, since, until, db, quiet, verb
                    err=out == "-")
 
 
-@cli.command(context_settings=CONTEXT_SETTINGS)
+@cli.command()
 @click.option("--older-than", required=True, metavar="AGE",
               help="Remove results processed longer ago than this: 90d, 12w or 36h.")
 @db_option
-@click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (cron).")
-@output_options
+@removal_options
 def prune(older_than, db, dry_run, yes, quiet, verbose, as_json) -> None:
     """Remove old results in one transaction: faces and images processed before the cutoff, then ads,
     campaigns and runs rows left empty. Image files are never touched."""
-    _setup_logging(verbose, quiet)
+    setup_logging(verbose, quiet)
     from .config import Settings
     from .jobs import prune_job
 
     settings = Settings.from_options(db=db)
     now = datetime.datetime.now(datetime.timezone.utc)
-    try:
-        removed, cutoff = prune_job(settings, older_than, dry_run=True, now=now)
-        if not dry_run:
-            _confirm_removal(f"processed before {cutoff:%Y-%m-%d %H:%M} UTC", removed, yes)
-            removed, cutoff = prune_job(settings, older_than, now=now)
-    except EmotionBatchError as exc:
-        raise _fail(exc) from exc
+    removed, cutoff = dry_run_first(lambda dry: prune_job(settings, older_than, dry_run=dry, now=now),
+                                    lambda counted: f"{counted[0]} (processed before {counted[1]:%Y-%m-%d %H:%M} UTC)",
+                                    dry_run=dry_run, yes=yes)
     if as_json:
         click.echo(json.dumps({"dry_run": dry_run, "cutoff": cutoff.isoformat(), "removed": removed.as_dict()}, indent=2))
     elif not quiet:
@@ -393,17 +258,15 @@ def prune(older_than, db, dry_run, yes, quiet, verbose, as_json) -> None:
         click.echo(f"emotion-batch: {verb} {removed} (processed before {cutoff.isoformat()})")
 
 
-@cli.command("delete", context_settings=CONTEXT_SETTINGS)
+@cli.command("delete")
 @click.option("--campaign", metavar="NAME", help="Erase this campaign, its ads, images and faces.")
 @click.option("--ad", metavar="NAME", help="Erase this ad only (with --campaign when the name is in several).")
 @db_option
-@click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@output_options
+@removal_options
 def delete_command(campaign, ad, db, dry_run, yes, quiet, verbose, as_json) -> None:
     """Erase every database row of a campaign (or of one ad) in one transaction. Image files are never touched:
     move them out of ROOT too, or the next run stores them again."""
-    _setup_logging(verbose, quiet)
+    setup_logging(verbose, quiet)
     if campaign is None and ad is None:
         raise click.UsageError("Give --campaign NAME, --ad NAME, or both.")
     from .config import Settings
@@ -411,13 +274,8 @@ def delete_command(campaign, ad, db, dry_run, yes, quiet, verbose, as_json) -> N
 
     settings = Settings.from_options(db=db)
     target = " / ".join(x for x in (campaign, ad) if x is not None)
-    try:
-        removed = delete_job(settings, campaign=campaign, ad=ad, dry_run=True)
-        if not dry_run:
-            _confirm_removal(target, removed, yes)
-            removed = delete_job(settings, campaign=campaign, ad=ad)
-    except EmotionBatchError as exc:
-        raise _fail(exc) from exc
+    removed = dry_run_first(lambda dry: delete_job(settings, campaign=campaign, ad=ad, dry_run=dry),
+                            lambda counted: f"{counted} ({target})", dry_run=dry_run, yes=yes)
     if as_json:
         click.echo(json.dumps({"dry_run": dry_run, "campaign": campaign, "ad": ad, "removed": removed.as_dict()}, indent=2))
     elif not quiet:
@@ -425,7 +283,7 @@ def delete_command(campaign, ad, db, dry_run, yes, quiet, verbose, as_json) -> N
         click.echo(f"emotion-batch: {verb} {removed} of {target}; image files are untouched")
 
 
-@cli.command(context_settings=CONTEXT_SETTINGS)
+@cli.command()
 @click.argument("dest", type=click.Path(file_okay=False, path_type=str))
 @click.option("--seed", type=int, default=7, show_default=True)
 def sample(dest, seed) -> None:
@@ -437,7 +295,7 @@ def sample(dest, seed) -> None:
     click.echo(f"emotion-batch: sample campaigns in {dest}: " + ", ".join(f"{k} ({v} files)" for k, v in counts.items()))
 
 
-@cli.command(context_settings=CONTEXT_SETTINGS)
+@cli.command()
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
               help="FER2013 folder (fer2013.csv.gz) or a train|valid|test/<emotion>/ tree.")
 @click.option("--model", "arch", default="resx_small", show_default=True, help="Architecture spec name or JSON file.")
@@ -462,11 +320,11 @@ def sample(dest, seed) -> None:
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N rows of each split (smoke runs).")
 @click.option("--seed", type=int, default=1337, show_default=True)
 @click.option("--runs", "runs_dir", default="runs", show_default=True, type=click.Path(file_okay=False))
-@click.option("-v", "--verbose", count=True)
+@verbose_option
 def train(data, arch, labels, optimizer, learning_rate, schedule, batch_size, epochs, patience, balance, no_augment,
           label_smoothing, precision, ema, ferplus_weight, run_name, init, limit, seed, runs_dir, verbose) -> None:
     """Train (or resume) a run named <model>_<optimizer>_<colormode>_<batch>_<balance> under --runs."""
-    _setup_logging(max(verbose, 1), False)
+    setup_logging(max(verbose, 1), False)
     _quiet_tensorflow(verbose)
     from .training.fit import TrainConfig, train as train_run
 
@@ -474,15 +332,12 @@ def train(data, arch, labels, optimizer, learning_rate, schedule, batch_size, ep
                          schedule=schedule, batch_size=batch_size, epochs=epochs, patience=patience, balance=balance,
                          augment=not no_augment, label_smoothing=label_smoothing, precision=precision, ema=ema,
                          ferplus_weight=ferplus_weight, name=run_name, init=init, limit=limit, seed=seed)
-    try:
-        state = train_run(config, runs_dir=runs_dir, verbose=2 if verbose else 0)
-    except EmotionBatchError as exc:
-        raise _fail(exc) from exc
+    state = train_run(config, runs_dir=runs_dir, verbose=2 if verbose else 0)
     click.echo(f"emotion-batch: run {state['run_dir']}: best validation accuracy {state['best_val_accuracy']:.4f} "
                f"at epoch {state['best_epoch']} of {state['epoch']}")
 
 
-@cli.command(context_settings=CONTEXT_SETTINGS)
+@cli.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="FER2013 folder.")
 @click.option("--name", required=True, help="Model name in the manifest.")
@@ -493,20 +348,17 @@ def train(data, arch, labels, optimizer, learning_rate, schedule, batch_size, ep
 @click.option("--calibrate", is_flag=True, help="Fit a temperature on PublicTest and build it into the bundled model.")
 def bundle(run_dir, data, name, models_dir, command, make_default, flip_tta, calibrate) -> None:
     """Evaluate a finished run and put its best model, card and hash into the models folder."""
-    _setup_logging(1, False)
+    setup_logging(1, False)
     _quiet_tensorflow()
     from .training.evaluate import bundle_run
 
-    try:
-        metrics = bundle_run(run_dir, data=data, models_dir=models_dir, name=name, command=command,
-                             make_default=make_default, flip_tta=flip_tta, calibrate=calibrate)
-    except EmotionBatchError as exc:
-        raise _fail(exc) from exc
+    metrics = bundle_run(run_dir, data=data, models_dir=models_dir, name=name, command=command,
+                         make_default=make_default, flip_tta=flip_tta, calibrate=calibrate)
     click.echo(f"emotion-batch: bundled {name}: PrivateTest accuracy {metrics['accuracy']:.4f}, "
                f"macro-F1 {metrics['macro_f1']:.4f}, ECE {metrics['calibration']['ece']:.4f}")
 
 
-@cli.command("model-stats", context_settings=CONTEXT_SETTINGS)
+@cli.command("model-stats")
 @click.argument("name", required=False)
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="FER2013 folder.")
 @click.option("--backend", "backends", type=click.Choice(["keras", "litert"]), multiple=True,
@@ -518,24 +370,20 @@ def model_stats(name, data, backends) -> None:
 
     NAME defaults to the manifest's default model. Run it again after retraining or recalibrating a model.
     """
-    _setup_logging(1, False)
+    setup_logging(1, False)
     _quiet_tensorflow()
     from .training.share_stats import model_statistics
 
-    try:
-        path = model_statistics(name, data, backends=backends)
-    except EmotionBatchError as exc:
-        raise _fail(exc) from exc
-    click.echo(f"emotion-batch: wrote {path}")
+    click.echo(f"emotion-batch: wrote {model_statistics(name, data, backends=backends)}")
 
 
-@cli.command(context_settings=CONTEXT_SETTINGS)
+@cli.command()
 @click.option("--runs", "runs_dir", default="runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="Best and worst N runs.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def models(runs_dir, top, as_json) -> None:
     """Rank training runs by best validation accuracy: the top and bottom N."""
-    from .training.runs import list_runs
+    from .training.runs import list_runs, ranking
 
     rows = list_runs(runs_dir)
     if as_json:
@@ -543,18 +391,10 @@ def models(runs_dir, top, as_json) -> None:
         return
     if not rows:
         raise click.ClickException(f"No training runs (state.json) under {runs_dir}")
-    shown = rows if len(rows) <= 2 * top else rows[:top] + [None] + rows[-top:]
-    click.echo(f"{'rank':>4}  {'val acc':>7}  {'epoch':>9}  run")
-    for i, r in enumerate(shown):
-        if r is None:
-            click.echo("   ...")
-            continue
-        rank = rows.index(r) + 1
-        flag = "" if r["done"] else "  (unfinished)"
-        click.echo(f"{rank:>4}  {r['best_val_accuracy']:>7.4f}  {r['best_epoch']:>4}/{r['epochs']:<4}  {r['run']}{flag}")
+    click.echo("\n".join(ranking(rows, top=top)))
 
 
-@cli.command("export-model", context_settings=CONTEXT_SETTINGS)
+@cli.command("export-model")
 @model_options
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--format", "fmt", type=click.Choice(["savedmodel", "tflite", "tflite-quant"]), multiple=True,
@@ -564,20 +404,13 @@ def models(runs_dir, top, as_json) -> None:
 def export_model_command(model, model_sha256, out_dir, fmt, version) -> None:
     """Export a model for TensorFlow Serving (SavedModel) and TFLite (float and quantized)."""
     _quiet_tensorflow()
-    from .classifier import Classifier
-    from .training.export import export_model
+    from .training.export import export_files
 
-    try:
-        clf = Classifier.load(model, sha256=model_sha256)
-        name = clf.model_id.split("@")[0]
-        for f in fmt:
-            path = export_model(clf.model, out_dir, name=name, fmt=f, version=version)
-            click.echo(f"emotion-batch: {f}: {path}")
-    except EmotionBatchError as exc:
-        raise _fail(exc) from exc
+    for written, path in export_files(model, out_dir, sha256=model_sha256, formats=fmt, version=version):
+        click.echo(f"emotion-batch: {written}: {path}")
 
 
-@cli.command(context_settings=CONTEXT_SETTINGS)
+@cli.command()
 @model_options
 @backend_option
 @click.option("--data", required=True, type=click.Path(exists=True),
@@ -590,31 +423,24 @@ def export_model_command(model, model_sha256, out_dir, fmt, version) -> None:
 def evaluate(model, model_sha256, backend, data, split, labels, flip_tta, out_dir) -> None:
     """Accuracy, per-class precision/recall/F1, confusion matrix and ROC/AUC of a model, with a report."""
     _quiet_tensorflow(model=model, backend=backend)
-    from .classifier import load_classifier
-    from .training.evaluate import evaluate as evaluate_model, load_labelled
-    from .training.report import write_evaluation_report
+    from .training.evaluate import evaluate_to_folder
 
-    try:
-        clf = load_classifier(model, sha256=model_sha256, backend=backend, batch_size=512)
-        faces = load_labelled(data, split=split, size=clf.size, channels=clf.channels, labels=labels)
-        report = evaluate_model(clf, faces, flip_tta=flip_tta)
-        paths = write_evaluation_report(report, out_dir, model_id=clf.model_id, data=f"{faces.source}, split {split}")
-    except EmotionBatchError as exc:
-        raise _fail(exc) from exc
+    done = evaluate_to_folder(model, data=data, out_dir=out_dir, sha256=model_sha256, backend=backend, split=split,
+                              labels=labels, flip_tta=flip_tta)
+    report = done.report
     recalls = ", ".join(f"{k} {v['recall']:.2f}" for k, v in report["per_class"].items())
-    click.echo(f"emotion-batch: {clf.model_id} on {len(faces)} faces: accuracy {report['accuracy']:.4f}, "
+    click.echo(f"emotion-batch: {done.model_id} on {report['n']} faces: accuracy {report['accuracy']:.4f}, "
                f"macro-F1 {report['macro_f1']:.4f}, macro AUC {report['macro_auc']:.4f}; recall: {recalls}")
-    click.echo(f"emotion-batch: report in {paths[2]}")
+    click.echo(f"emotion-batch: report in {done.paths[2]}")
 
 
-@cli.command("serve", context_settings=CONTEXT_SETTINGS)
+@cli.command("serve")
 @model_options
 @backend_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 in a container).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@click.option("--db", "db", metavar="URL", envvar="EMOTION_BATCH_DB", show_envvar=True,
-              help="Store results of requests that name a campaign and an ad in this database (the batch job's)  "
-                   "[default: store nothing]")
+@db_option(help="Store results of requests that name a campaign and an ad in this database (the batch job's)  "
+                "[default: store nothing]")
 @detector_options
 @click.option("--detectors", "detector_count", type=click.IntRange(min=1),
               help="Detector instances working in parallel  [default: one per core]")
@@ -630,30 +456,21 @@ def evaluate(model, model_sha256, backend, data, split, labels, flip_tta, out_di
               help="How long a request waits for others to share its model call.")
 @click.option("--max-batch", type=click.IntRange(min=1), default=256, show_default=True, help="Most faces per model call.")
 @click.option("--no-batching", is_flag=True, help="One model call per request (no micro-batching).")
-@click.option("-v", "--verbose", count=True, help="More log lines (-vv for debug).")
+@verbose_option
 def serve_command(model, model_sha256, backend, host, port, db, detector, min_score, min_face, detector_count, max_upload_mb,
                   max_request_mb, max_files, max_pixels, batch_wait_ms, max_batch, no_batching, verbose) -> None:
     """Serve the upload page and the JSON API (needs the 'api' extra: pip install 'emotion-batch[api]')."""
-    _setup_logging(max(verbose, 1), False)
+    setup_logging(max(verbose, 1), False)
     try:
-        from .serve import ServeSettings, serve
+        from .serve import ServeSettings, serve_model
     except ImportError as exc:
         raise click.ClickException(f"emotion-batch serve needs the api extra ({exc}); "
                                    "pip install 'emotion-batch[api]'") from exc
     _quiet_tensorflow(verbose, model=model, backend=backend if detector != "mtcnn" else None)
-    from .classifier import load_classifier
-    from .faces import build_detector
-
     settings = ServeSettings(max_image_bytes=int(max_upload_mb * 2**20), max_request_bytes=int(max_request_mb * 2**20),
                              max_files=max_files, max_pixels=max_pixels, batching=not no_batching,
                              batch_wait_ms=batch_wait_ms, max_batch=max_batch, db=db or None)
-    try:
-        settings.validate()
-        clf = load_classifier(model, sha256=model_sha256, batch_size=max_batch, backend=backend)
-        dets = [build_detector(detector, min_score=min_score, min_face=min_face)
-                for _ in range(detector_count or os.cpu_count() or 1)]
-        click.echo(f"emotion-batch: serving {clf.model_id} ({clf.device}, {len(dets)} x {detector} detector) "
-                   f"on http://{host}:{port}/", err=True)
-        serve(clf, dets, settings, host=host, port=port, log_level="debug" if verbose > 1 else "info")
-    except EmotionBatchError as exc:
-        raise _fail(exc) from exc
+    serve_model(settings, model=model, sha256=model_sha256, backend=backend, detector=detector, min_score=min_score,
+                min_face=min_face, detectors=detector_count, host=host, port=port,
+                log_level="debug" if verbose > 1 else "info",
+                announce=lambda line: click.echo(f"emotion-batch: {line}", err=True))

@@ -1,6 +1,7 @@
 """Errors raised by the emotion_batch library.
 
-The library raises these and never exits; only ``cli.py`` turns them into exit codes.
+The library raises these and never exits; only the command line turns them into exit codes (once, in
+``cli_common.Commands``, the group of ``cli.py``).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -39,6 +41,53 @@ def test_version_and_usage_errors():
     bad = runner.invoke(cli, ["run", "x", "--detector", "dlib"])
     assert bad.exit_code == 2 and "blazeface" in bad.output
     assert runner.invoke(cli, ["run"]).exit_code == 2
+
+
+def test_run_help_lists_its_options_under_headings_in_the_order_of_a_run():
+    from emotion_batch.cli import run
+
+    result = CliRunner().invoke(cli, ["run", "--help"])
+    assert result.exit_code == 0, result.output
+    heading, under = None, {}
+    for line in result.output.splitlines():
+        if line.endswith(":") and not line.startswith(" "):
+            heading = line[:-1]
+        elif line.startswith("  -"):  # an option's first line (wrapped help is indented further)
+            under.update({word.rstrip(","): heading for word in line.split("  ")[1].split() if word.startswith("-")})
+    headings = list(dict.fromkeys(under.values()))
+    assert headings == ["Input", "Detection", "Model", "Storage", "Reports", "Engine", "Output"]
+    declared = {opt for p in run.params if not isinstance(p, click.Argument) for opt in p.opts} | {"-h", "--help"}
+    assert set(under) == declared  # every option under one heading, none left out
+    assert (under["--reprocess"], under["--detector"], under["--model"], under["--db"], under["--reports"],
+            under["--engine"], under["--json"]) == tuple(headings)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_draws_a_count_or_a_bar_and_its_quiet_twin_nothing(monkeypatch):
+    from emotion_batch.cli_common import progress
+
+    err = _Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    with progress("rows", quiet=False) as rows:  # export: rows counted as they stream, the line ended at the end
+        rows(1500)
+        rows(2)
+    assert err.getvalue() == "\r1,500 rows\r1,502 rows\n"
+    err = _Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    with progress("files", quiet=False) as bar:  # run: a bar once the total is known
+        bar.total(4)
+        bar(4)
+    assert "files" in err.getvalue() and "4/4" in err.getvalue()
+    for quiet, stream in [(True, _Terminal()), (False, io.StringIO())]:  # -q or --json; stderr not a terminal
+        monkeypatch.setattr(sys, "stderr", stream)
+        with progress("files", quiet=quiet) as bar:
+            bar.total(4)
+            bar(4)
+        assert stream.getvalue() == ""
 
 
 def test_run_json_summary_and_rerun(tmp_path, campaign_tree, tiny_model_file, db_url):

@@ -217,6 +217,30 @@ def test_runs_are_ranked_by_validation_accuracy(tmp_path):
     assert ranked[0]["optimizer"] == "sgd" and ranked[0]["done"] is True
 
 
+def test_models_command_shows_the_best_and_the_worst_runs(tmp_path):
+    from click.testing import CliRunner
+
+    from emotion_batch.cli import cli
+
+    for i, acc in enumerate([0.41, 0.63, 0.55, 0.50, 0.60]):
+        run = tmp_path / f"run{i}"
+        run.mkdir()
+        (run / "state.json").write_text(json.dumps({"best_val_accuracy": acc, "best_epoch": i + 1, "epoch": 9,
+                                                    "done": i != 4}))
+    result = CliRunner().invoke(cli, ["models", "--runs", str(tmp_path), "--top", "2"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == ["rank  val acc      epoch  run",
+                                          "   1   0.6300     2/9     run1",
+                                          "   2   0.6000     5/9     run4  (unfinished)",
+                                          "   ...",
+                                          "   4   0.5000     4/9     run3",
+                                          "   5   0.4100     1/9     run0"]
+    every = CliRunner().invoke(cli, ["models", "--runs", str(tmp_path), "--top", "3"]).output.splitlines()
+    assert [line.split()[0] for line in every[1:]] == ["1", "2", "3", "4", "5"]
+    none = CliRunner().invoke(cli, ["models", "--runs", str(tmp_path / "none")])
+    assert none.exit_code == 1 and "No training runs" in none.output
+
+
 @pytest.mark.parametrize("fmt, tolerance", [("savedmodel", 1e-5), ("tflite", 1e-5), ("tflite-quant", 2e-2)])
 def test_exports_match_the_keras_model(tmp_path, tiny_model_file, fmt, tolerance):
     import keras

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .app import create_app, serve
+from .app import create_app, serve, serve_model
 from .batcher import MicroBatcher
 from .settings import ServeSettings
 
-__all__ = ["MicroBatcher", "ServeSettings", "create_app", "serve"]
+__all__ = ["MicroBatcher", "ServeSettings", "create_app", "serve", "serve_model"]

@@ -1,19 +1,21 @@
 """The FastAPI app: an upload page, ``POST /v1/predict`` and ``/v1/predict/batch``, ``GET /healthz`` and
 ``GET /v1/model``.
 
-``create_app`` takes a ready classifier and detector (built once by the ``serve`` command, or a tiny one in
-tests) and keeps no global state. Decoding and detection run in worker threads; concurrent requests' faces
-reach the model together through a micro-batcher. Every error is a JSON ``{"error": {"code", "message"}}``
-with a 4xx status; an unexpected one is a 500 with no details, logged on the server.
+``create_app`` takes a ready classifier and detector (built once by ``serve_model``, the ``serve`` command's
+function, or a tiny one in tests) and keeps no global state. Decoding and detection run in worker threads;
+concurrent requests' faces reach the model together through a micro-batcher. Every error is a JSON
+``{"error": {"code", "message"}}`` with a 4xx status; an unexpected one is a 500 with no details, logged on
+the server.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations at definition time,
 # and they use names local to ``create_app``.
 import asyncio
 import logging
+import os
 import queue
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Optional
 
@@ -29,7 +31,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..assets import asset_dir
+from ..classifier import load_classifier
 from ..exceptions import ConfigError, DatabaseError, UploadError
+from ..faces import DETECTORS, build_detector
 from ..labels import EMOTIONS
 from ..store.messages import safe_url
 from ..store.session import init_db, make_engine
@@ -353,3 +357,19 @@ def serve(classifier, detector, settings: ServeSettings, *, host: str = "127.0.0
     finally:
         if app.state.engine is not None:
             app.state.engine.dispose()
+
+
+def serve_model(settings: ServeSettings, *, model: str | None = None, sha256: str | None = None,
+                backend: str = "auto", detector: str = DETECTORS[0], min_score: float | None = None,
+                min_face: float | None = None, detectors: int | None = None, host: str = "127.0.0.1",
+                port: int = 8000, log_level: str = "info", announce: Callable[[str], None] = log.info) -> None:
+    """Check ``settings``, load the model once (``classifier.load_classifier``, batches of ``max_batch``) and
+    ``detectors`` detectors of one kind (default: one per core), tell ``announce`` what is served where, and
+    ``serve`` them until interrupted."""
+    settings.validate()
+    classifier = load_classifier(model, sha256=sha256, batch_size=settings.max_batch, backend=backend)
+    built = [build_detector(detector, min_score=min_score, min_face=min_face)
+             for _ in range(detectors or os.cpu_count() or 1)]
+    announce(f"serving {classifier.model_id} ({classifier.device}, {len(built)} x {detector} detector) "
+             f"on http://{host}:{port}/")
+    serve(classifier, built, settings, host=host, port=port, log_level=log_level)

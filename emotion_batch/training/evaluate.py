@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -46,6 +46,30 @@ def load_labelled(data: str | Path, *, split: str, size: int, channels: int, lab
     if (path / "fer2013.csv.gz").is_file() or (path / "fer2013.csv").is_file():
         return load_fer2013(path, split=split, size=size, channels=channels, labels=labels)
     return load_folder_tree(path, split=split, size=size, channels=channels)
+
+
+class Evaluation(NamedTuple):
+    """What ``evaluate_to_folder`` measured and wrote."""
+
+    model_id: str
+    report: dict[str, Any]
+    paths: list[Path]  # evaluation.json, .html and .pdf
+
+
+def evaluate_to_folder(model: str | None, *, data: str | Path, out_dir: str | Path, sha256: str | None = None,
+                       backend: str = "auto", split: str = "test", labels: str = "original",
+                       flip_tta: bool = False) -> Evaluation:
+    """Load a model as the batch job does (``classifier.load_classifier``), evaluate it on ``split`` of ``data``
+    (``load_labelled``) and write ``evaluation.json``, ``.html`` and ``.pdf`` into ``out_dir``."""
+    from ..classifier import load_classifier
+    from .report import write_evaluation_report
+
+    classifier = load_classifier(model, sha256=sha256, backend=backend, batch_size=512)
+    faces = load_labelled(data, split=split, size=classifier.size, channels=classifier.channels, labels=labels)
+    report = evaluate(classifier, faces, flip_tta=flip_tta)
+    paths = write_evaluation_report(report, out_dir, model_id=classifier.model_id,
+                                    data=f"{faces.source}, split {split}")
+    return Evaluation(classifier.model_id, report, paths)
 
 
 def jsonable(report: dict[str, Any]) -> dict[str, Any]:

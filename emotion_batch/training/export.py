@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,19 @@ def export_model(model, out_dir: str | Path, *, name: str, fmt: str, version: in
     log.debug("TFLite converter said: %s", printed.getvalue())
     target.write_bytes(flat)
     return target
+
+
+def export_files(model: str | None, out_dir: str | Path, *, sha256: str | None = None,
+                 formats: Sequence[str] = FORMATS, version: int = 1) -> Iterator[tuple[str, Path]]:
+    """Load a bundled model by name (default: the manifest's default) or a ``.keras`` file, hash-checked, and
+    write each export of ``formats`` into ``out_dir``, named after the model; yield ``(format, path)`` as each
+    is written."""
+    from ..classifier import Classifier
+
+    classifier = Classifier.load(model, sha256=sha256)
+    name = classifier.model_id.split("@")[0]
+    for fmt in formats:
+        yield fmt, export_model(classifier.model, out_dir, name=name, fmt=fmt, version=version)
 
 
 def tflite_predict(path: str | Path, faces: np.ndarray, *, threads: int = 2) -> np.ndarray:

@@ -31,3 +31,21 @@ def list_runs(runs_dir: str | Path) -> list[dict[str, Any]]:
         })
     rows.sort(key=lambda r: r["best_val_accuracy"], reverse=True)
     return rows
+
+
+def ranking(rows: list[dict[str, Any]], *, top: int) -> list[str]:
+    """The lines of a ranking of ``list_runs`` rows: every run, or the best and the worst ``top`` with a line
+    of dots between them; unfinished runs are marked."""
+    ranked: list[tuple[int, dict[str, Any]] | None] = list(enumerate(rows, 1))
+    if len(rows) > 2 * top:
+        ranked = ranked[:top] + [None] + ranked[-top:]
+    lines = [f"{'rank':>4}  {'val acc':>7}  {'epoch':>9}  run"]
+    for item in ranked:
+        if item is None:
+            lines.append("   ...")
+            continue
+        rank, r = item
+        flag = "" if r["done"] else "  (unfinished)"
+        lines.append(f"{rank:>4}  {r['best_val_accuracy']:>7.4f}  {r['best_epoch']:>4}/{r['epochs']:<4}  "
+                     f"{r['run']}{flag}")
+    return lines
