@@ -172,23 +172,6 @@ def _run(tasks: list[tuple], options: ReportOptions, manifest: Optional[dict], n
 # ---- summaries ------------------------------------------------------------------------------------------------
 
 
-def _distribution_columns(group: AdReportData | CampaignReportData) -> dict[str, Any]:
-    """valence with its interval, then count_, share_ and ci_low_/ci_high_ of every emotion (None when hidden)."""
-    row: dict[str, Any] = {
-        "valence": group.valence,
-        "valence_low": group.valence_interval[0] if group.valence_interval else None,
-        "valence_high": group.valence_interval[1] if group.valence_interval else None,
-    }
-    for e in EMOTIONS:
-        row[f"count_{e}"] = group.emotion_counts[e] if group.emotion_counts else None
-    for e in EMOTIONS:
-        row[f"share_{e}"] = group.shares[e] if group.shares else None
-    for e in EMOTIONS:
-        row[f"ci_low_{e}"] = group.intervals[e][0] if group.intervals else None
-        row[f"ci_high_{e}"] = group.intervals[e][1] if group.intervals else None
-    return {**row, **_corrected_columns(group)}
-
-
 def _corrected_columns(group: AdReportData | CampaignReportData) -> dict[str, Any]:
     """corrected (applied or not), its method and note, corrected_share_, corrected_low_ and corrected_high_
     of every emotion and the corrected valence with its interval (None where not applied or hidden)."""
@@ -212,8 +195,7 @@ def _flat(ad: AdReportData) -> dict[str, Any]:
         "campaign": ad.campaign, "ad": ad.ad, "images": ad.images, "images_ok": ad.images_ok,
         "images_no_face": ad.images_no_face, "images_failed": ad.images_failed, "faces": ad.faces,
         "faces_per_image": ad.faces_per_image, "suppressed": ad.suppressed,
-        "suppression_reason": ad.suppression_reason, "dominant_emotion": ad.dominant_emotion,
-        **_distribution_columns(ad),
+        "suppression_reason": ad.suppression_reason, **ad.distribution_columns(), **_corrected_columns(ad),
     }
     for e in EMOTIONS:
         row[f"mean_p_{e}"] = ad.mean_probabilities[e] if ad.mean_probabilities else None
@@ -240,7 +222,7 @@ def _flat_campaign(camp: CampaignReportData) -> dict[str, Any]:
         "campaign": camp.campaign, "ads": len(camp.ads), "ads_shown": len(camp.shown_ads),
         "images": camp.images, "images_ok": camp.images_ok, "images_no_face": camp.images_no_face,
         "images_failed": camp.images_failed, "faces": camp.faces, "suppressed": camp.suppressed,
-        "dominant_emotion": camp.dominant_emotion, **_distribution_columns(camp),
+        **camp.distribution_columns(), **_corrected_columns(camp),
     }
     row["period_start"] = camp.period_start.isoformat() if camp.period_start else None
     row["period_end"] = camp.period_end.isoformat() if camp.period_end else None
