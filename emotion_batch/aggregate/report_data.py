@@ -287,14 +287,17 @@ def ad_report_data(
     raise ReportError(f"No image is stored for this ad. Received: campaign={campaign!r}, ad={ad!r}")
 
 
-def select_ads(report_set: ReportSet, ads: Optional[Sequence[tuple[str, str]]]) -> list[AdReportData]:
-    """The ads of ``report_set`` named in ``ads`` (all when None), logging those without any stored image."""
+def select_ads(report_set: ReportSet, ads: Optional[Sequence[tuple[str, str]]] = None, *,
+               campaign: Optional[str] = None, ad: Optional[str] = None) -> list[AdReportData]:
+    """The ads of ``report_set`` named in ``ads`` (all when None) that are of ``campaign`` and named ``ad`` (where
+    given), logging the pairs of ``ads`` without any stored image."""
     pairs = check_ads(ads)
+    chosen = [a for a in report_set.ads if (campaign is None or a.campaign == campaign) and (ad is None or a.ad == ad)]
     if pairs is None:
-        return list(report_set.ads)
+        return chosen
     wanted = set(pairs)
-    chosen = [a for a in report_set.ads if (a.campaign, a.ad) in wanted]
-    missing = sorted(wanted - {(a.campaign, a.ad) for a in chosen})
+    chosen = [a for a in chosen if (a.campaign, a.ad) in wanted]
+    missing = sorted(wanted - {(a.campaign, a.ad) for a in report_set.ads})
     if missing:
         logger.warning("No report for %d ad(s) without any stored image: %s", len(missing), missing[:10])
     return chosen

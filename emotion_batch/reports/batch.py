@@ -262,7 +262,8 @@ def _write_index(root: Path, report_set: ReportSet, options: ReportOptions) -> l
 # ---- the batch ---------------------------------------------------------------------------------------------------
 
 
-def _prepare(session: Session, reports_dir: PathLike, ads, options: ReportOptions, names: Sequence[str]):
+def _prepare(session: Session, reports_dir: PathLike, ads, options: ReportOptions, names: Sequence[str], *,
+             campaign: Optional[str] = None, ad: Optional[str] = None):
     options.validate()
     env = make_environment(options.templates_dir)
     for name in names:  # a missing template fails here, before any work
@@ -276,7 +277,7 @@ def _prepare(session: Session, reports_dir: PathLike, ads, options: ReportOption
                                  statistics=statistics, correction_min_faces=options.correction_min_faces)
     root = Path(reports_dir)
     root.mkdir(parents=True, exist_ok=True)
-    return report_set, select_ads(report_set, ads), manifest, root
+    return report_set, select_ads(report_set, ads, campaign=campaign, ad=ad), manifest, root
 
 
 def _ad_tasks(session: Session, root: Path, chosen: Sequence[AdReportData], options: ReportOptions) -> list[tuple]:
@@ -298,6 +299,8 @@ def render_reports(
     reports_dir: PathLike,
     *,
     ads: Optional[Sequence[tuple[str, str]]] = None,
+    campaign: Optional[str] = None,
+    ad: Optional[str] = None,
     options: ReportOptions = ReportOptions(),
 ) -> ReportsWritten:
     """Write the ad reports, the campaign reports of their campaigns, the index and the summaries.
@@ -310,10 +313,13 @@ def render_reports(
         reports_dir: output folder, created when missing (layout in this module's docstring).
         ads: (campaign, ad) pairs to render; None renders every ad with at least one image. Pairs without
             any stored image get no report (logged as a warning).
+        campaign: render only the ads of this campaign (with ``ads``: of those).
+        ad: render only the ads of this name (with ``ads``: of those).
         options: paper size, examples, minimum group size, workers, templates.
 
     Returns:
-        The written paths and the time taken.
+        The written paths and the time taken. Without ``ads``, nothing is written when no ad (of
+        ``campaign``, named ``ad``) has a stored image.
 
     Raises:
         ReportError: a template is missing, a path would leave ``reports_dir``, or rendering failed.
@@ -321,7 +327,9 @@ def render_reports(
     """
     started = time.perf_counter()
     names = (AD_TEMPLATE, CAMPAIGN_TEMPLATE, INDEX_TEMPLATE)
-    report_set, chosen, manifest, root = _prepare(session, reports_dir, ads, options, names)
+    report_set, chosen, manifest, root = _prepare(session, reports_dir, ads, options, names, campaign=campaign, ad=ad)
+    if not chosen and ads is None:
+        return ReportsWritten()
     tasks = _ad_tasks(session, root, chosen, options)
     wanted = {a.campaign for a in chosen}
     campaigns: list[CampaignReportData] = [c for c in report_set.campaigns if c.campaign in wanted]
