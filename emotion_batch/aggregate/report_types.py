@@ -125,35 +125,33 @@ class Headline:
     note: Optional[str] = None
 
 
+def _through(holder: str, name: str, doc: str) -> property:
+    """A read-only attribute: ``self.<holder>.<name>``, None while ``self.<holder>`` is None (hidden)."""
+
+    def get(self: Any) -> Any:
+        value = getattr(self, holder)
+        return getattr(value, name) if value is not None else None
+
+    return property(get, doc=doc)
+
+
 class _Shown:
     """The distribution fields of an ad or a campaign, read through its ``distribution`` (None: hidden)."""
 
     distribution: Optional[Distribution]
     correction: Optional[Correction]
 
-    @property
-    def emotion_counts(self) -> Optional[dict[str, int]]:
-        return self.distribution.counts if self.distribution else None
+    emotion_counts = _through("distribution", "counts", "Faces per top expression; None when hidden.")
+    shares = _through("distribution", "shares", "The raw share of each expression; None when hidden.")
+    intervals = _through("distribution", "intervals", "The Wilson interval of each share; None when hidden.")
+    valence = _through("distribution", "valence", "Valence; None when hidden.")
+    valence_interval = _through("distribution", "valence_interval", "The 95 % interval of valence; None when hidden.")
+    dominant_emotion = _through("distribution", "dominant", "The most frequent expression; None when hidden.")
 
     @property
-    def shares(self) -> Optional[dict[str, float]]:
-        return self.distribution.shares if self.distribution else None
-
-    @property
-    def intervals(self) -> Optional[dict[str, tuple[float, float]]]:
-        return self.distribution.intervals if self.distribution else None
-
-    @property
-    def valence(self) -> Optional[float]:
-        return self.distribution.valence if self.distribution else None
-
-    @property
-    def valence_interval(self) -> Optional[tuple[float, float]]:
-        return self.distribution.valence_interval if self.distribution else None
-
-    @property
-    def dominant_emotion(self) -> Optional[str]:
-        return self.distribution.dominant if self.distribution else None
+    def suppressed(self) -> bool:
+        """Whether the distribution is hidden (fewer than ``min_faces`` faces)."""
+        return self.distribution is None
 
     @property
     def headline(self) -> Optional[Headline]:
@@ -196,20 +194,13 @@ class Comparison:
     percentiles: dict[str, Optional[float]]
     campaign_correction: Optional[Correction] = None
 
+    campaign_shares = _through("campaign", "shares", "The campaign's pooled share per expression; None when hidden.")
+    campaign_valence = _through("campaign", "valence", "The campaign's pooled valence; None when hidden.")
+
     @property
     def campaign_suppressed(self) -> bool:
         """Whether the campaign has fewer faces than the minimum group size."""
         return self.campaign is None
-
-    @property
-    def campaign_shares(self) -> Optional[dict[str, float]]:
-        """The campaign's pooled share per expression (None when suppressed)."""
-        return self.campaign.shares if self.campaign else None
-
-    @property
-    def campaign_valence(self) -> Optional[float]:
-        """The campaign's pooled valence (None when suppressed)."""
-        return self.campaign.valence if self.campaign else None
 
     @property
     def few_norm_ads(self) -> bool:
@@ -316,14 +307,8 @@ class AdReportData(_Shown):
     examples: tuple[ExampleFace, ...] = ()
     correction: Optional[Correction] = None
 
-    @property
-    def suppressed(self) -> bool:
-        """Whether the distribution is hidden (fewer than ``min_faces`` faces)."""
-        return self.distribution is None
-
-    @property
-    def mean_probabilities(self) -> Optional[dict[str, float]]:
-        return self.distribution.mean_probabilities if self.distribution else None
+    mean_probabilities = _through("distribution", "mean_probabilities",
+                                  "The mean probability of each class; None when hidden.")
 
     @property
     def suppression_reason(self) -> Optional[str]:
@@ -402,11 +387,6 @@ class CampaignReportData(_Shown):
     period_end: Optional[dt.datetime]
     distribution: Optional[Distribution]
     correction: Optional[Correction] = None
-
-    @property
-    def suppressed(self) -> bool:
-        """Whether the pooled distribution is hidden (fewer than ``min_faces`` faces)."""
-        return self.distribution is None
 
     @property
     def shown_ads(self) -> tuple[AdReportData, ...]:
