@@ -69,10 +69,11 @@ def run_job(settings: Settings, options: RunOptions, *, progress: Callable[[int]
         engine.dispose()
 
 
-def render_reports(factory: sessionmaker, settings: Settings, *,
-                   ads: list[tuple[str, str]] | None) -> "ReportsWritten":
-    """Render the reports of ``ads`` (all when None) with the options in ``settings``, then replace the rows of
-    ``ad_share_estimates`` with the shares they state (every shown ad and campaign of the database)."""
+def render_reports(factory: sessionmaker, settings: Settings, *, ads: list[tuple[str, str]] | None = None,
+                   campaign: str | None = None, ad: str | None = None) -> "ReportsWritten":
+    """Render the reports of ``ads`` (all when None; only those of ``campaign`` and named ``ad`` where given)
+    with the options in ``settings``, then replace the rows of ``ad_share_estimates`` with the shares they
+    state (every shown ad and campaign of the database)."""
     from .aggregate import share_estimate_rows
     from .reports import ReportOptions, render_reports as render
     from .store.estimates import replace_share_estimates
@@ -80,7 +81,7 @@ def render_reports(factory: sessionmaker, settings: Settings, *,
     options = ReportOptions(min_faces=settings.min_faces, paper=settings.paper, examples=settings.examples,
                             workers=settings.report_workers)
     with factory() as session:
-        written = render(session, Path(settings.reports), ads=ads, options=options)
+        written = render(session, Path(settings.reports), ads=ads, campaign=campaign, ad=ad, options=options)
     if written.report_set is not None:
         with factory.begin() as session:
             replace_share_estimates(session, share_estimate_rows(written.report_set))
@@ -90,22 +91,13 @@ def render_reports(factory: sessionmaker, settings: Settings, *,
 def report_job(settings: Settings, *, campaign: str | None = None, ad: str | None = None) -> "ReportsWritten":
     """Render reports from the database alone (no images needed, except for ``settings.examples``): the ads
     (of ``campaign``, or named ``ad``), their campaigns' reports, the index and the summaries."""
-    from .reports import ReportsWritten
-    from sqlalchemy import text
-
     engine = make_engine(settings.db)
     try:
         if not has_schema(engine):
             raise DatabaseError(f"{safe_url(settings.db)} holds no emotion-batch results; run `emotion-batch run ROOT` first")
         init_db(engine)
         factory = sessionmaker(bind=engine, expire_on_commit=False)
-        with factory() as session:
-            pairs = [tuple(r) for r in session.execute(text(
-                "SELECT c.name, a.name FROM ads a JOIN campaigns c ON c.id = a.campaign_id ORDER BY c.name, a.name"))]
-        pairs = [(c, a) for c, a in pairs if (campaign is None or c == campaign) and (ad is None or a == ad)]
-        if not pairs:
-            return ReportsWritten()
-        return render_reports(factory, settings, ads=None if campaign is None and ad is None else pairs)
+        return render_reports(factory, settings, campaign=campaign, ad=ad)
     finally:
         engine.dispose()
 

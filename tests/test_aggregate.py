@@ -20,6 +20,8 @@ from emotion_batch.aggregate import (
     ad_summary,
     load_faces,
     load_images,
+    load_report_set,
+    select_ads,
     suppress_small_ads,
 )
 from emotion_batch.assets import asset_dir
@@ -210,6 +212,20 @@ def test_ad_report_data_errors(session):
         ad_report_data(session, "Autumn", "Ghost")
     with pytest.raises(ConfigError, match="min_faces=0"):
         ad_report_data(session, "Spring", "Hero", min_faces=0)
+
+
+def test_select_ads_by_pairs_and_by_names(session, caplog):
+    report_set = load_report_set(session, min_faces=1)
+    names = lambda chosen: [(a.campaign, a.ad) for a in chosen]  # noqa: E731
+    assert names(select_ads(report_set)) == [(a.campaign, a.ad) for a in report_set.ads]
+    assert names(select_ads(report_set, campaign="Spring")) == [("Spring", "Hero"), ("Spring", "Small")]
+    assert names(select_ads(report_set, campaign="Spring", ad="Small")) == [("Spring", "Small")]
+    assert names(select_ads(report_set, ad="Empty")) == [("Autumn", "Empty")]
+    assert select_ads(report_set, campaign="Winter") == []
+    # "Ghost" has no image: no report, and a warning
+    assert names(select_ads(report_set, [("Autumn", "Ghost"), ("Spring", "Hero"), ("Autumn", "Empty")],
+                            campaign="Spring")) == [("Spring", "Hero")]
+    assert "('Autumn', 'Ghost')" in caplog.text and "Empty" not in caplog.text
 
 
 def test_suppress_small_ads_keeps_counts_of_images_and_faces(session):

@@ -67,6 +67,15 @@ def test_report_job_writes_the_shares_it_reports(filled, tmp_path):
     assert len(_rows(engine)) == len(rows)
 
 
+def test_a_report_of_no_stored_ad_writes_nothing(filled, tmp_path):
+    engine, url = filled
+    settings = Settings.from_options(db=url, reports=str(tmp_path / "reports"), min_faces=10, report_workers=0)
+    for names in ({"campaign": "spring"}, {"campaign": "winter", "ad": "ad_one"}, {"ad": "nothing"}):
+        written = report_job(settings, **names)
+        assert written.all == [] and written.report_set is None
+    assert _rows(engine) == [] and not list((tmp_path / "reports").rglob("*.*"))
+
+
 def test_corrected_rows_are_exported_beside_the_raw_ones(filled, tmp_path):
     engine, url = filled
     with Session(engine) as session:

@@ -319,6 +319,17 @@ def test_share_statistics_are_measured_on_publictest_through_the_job_classifier(
     assert document["classes"] == list(EMOTIONS) and document["format"] == 1
 
 
+def test_share_statistics_file_is_named_after_the_model_and_names_its_split(tmp_path):
+    from emotion_batch.aggregate.correction import SHARES_SUFFIX
+    from emotion_batch.training.share_stats import save_statistics
+
+    path = save_statistics(tmp_path, name="tiny", entries=[], faces=28, command="test")
+    assert path == tmp_path / f"tiny{SHARES_SUFFIX}"
+    document = json.loads(path.read_text())
+    assert document["data"] == "FER2013 PublicTest (28 faces, original labels)" and document["model"] == "tiny"
+    assert document["command"] == "test" and document["files"] == []
+
+
 def test_model_stats_command_is_there_and_needs_the_data_folder(tmp_path):
     from click.testing import CliRunner
 

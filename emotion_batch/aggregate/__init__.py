@@ -7,22 +7,27 @@
 - ``quantify``: shares corrected for the classifier's confusion (PACC, ACC, EM) with bootstrap intervals;
 - ``correction``: the models' validation statistics (``models/<name>.shares.json``) applied per ad and
   per campaign;
-- ``report_data``: what each ad and campaign report shows, assembled from the tables.
+- ``report_types``: what each ad and campaign report shows, as values (``Distribution``, ``AdReportData``,
+  ``CampaignReportData``, ``ReportSet``);
+- ``report_data``: those values assembled from the tables.
+
+Valence and the failed image statuses are defined once, in ``emotion_batch.labels`` (re-exported here).
 
 The analyst views ``ad_emotion_summary``, ``campaign_emotion_summary`` and ``daily_emotion_trend`` compute
 the same numbers in SQL (``tests/test_sql_analytics.py``).
 """
 
+from ..labels import FAILED_STATUSES, VALENCE_NEGATIVE, VALENCE_POSITIVE
 from .correction import (
     CORRECTION_METHOD,
     CORRECTION_MIN_FACES,
     Correction,
-    Headline,
     corrections,
     load_share_statistics,
     share_estimate_rows,
 )
 from .frames import (
+    AD_KEY,
     FACE_SCHEMA,
     IMAGE_SCHEMA,
     IMAGE_TIMES_SCHEMA,
@@ -31,29 +36,24 @@ from .frames import (
     load_image_times,
     load_images,
 )
-from .report_data import (
+from .quantify import ConfusionStats, ShareEstimate, correct_shares, estimate_shares
+from .report_data import ad_report_data, ad_reports_from_frames, build_report_set, load_report_set, select_ads
+from .report_types import (
     METRICS,
     AdReportData,
     CampaignReportData,
     Comparison,
     Confidence,
+    Distribution,
     ExampleFace,
+    Headline,
     ReportSet,
     TrendPoint,
-    ad_report_data,
-    ad_reports_from_frames,
-    build_report_set,
-    load_report_set,
-    select_ads,
 )
-from .quantify import ConfusionStats, ShareEstimate, correct_shares, estimate_shares
 from .tables import (
     CI_METHOD,
     CONFIDENCE_BINS,
-    FAILED_STATUSES,
     TIME_SOURCES,
-    VALENCE_NEGATIVE,
-    VALENCE_POSITIVE,
     Z95,
     ad_summary,
     campaign_summary,
@@ -73,6 +73,7 @@ from .tables import (
 )
 
 __all__ = [
+    "AD_KEY",
     "AdReportData",
     "CI_METHOD",
     "CONFIDENCE_BINS",
@@ -83,6 +84,7 @@ __all__ = [
     "Confidence",
     "ConfusionStats",
     "Correction",
+    "Distribution",
     "ExampleFace",
     "FACE_SCHEMA",
     "FAILED_STATUSES",

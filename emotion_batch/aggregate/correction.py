@@ -23,22 +23,19 @@ import polars as pl
 
 from ..classifier import manifest_entry
 from ..exceptions import ReportError
-from ..labels import EMOTIONS
+from ..labels import EMOTIONS, VALENCE_WEIGHTS
 from ..store.models import PROB_COLUMNS
-from .frames import _KEY
+from .frames import AD_KEY
 from .quantify import BOOTSTRAP_DRAWS, ConfusionStats, estimate_shares
-from .tables import VALENCE_NEGATIVE, VALENCE_POSITIVE
 
 __all__ = [
     "CORRECTION_METHOD",
     "CORRECTION_MIN_FACES",
     "CORRECTION_METHOD_NAMES",
     "Correction",
-    "Headline",
     "SHARES_FORMAT",
     "SHARES_SUFFIX",
     "corrections",
-    "headline_of",
     "share_estimate_rows",
     "load_share_statistics",
     "manifest_temperature",
@@ -64,7 +61,6 @@ CORRECTION_METHOD_NAMES = {
 }
 #: Decimals of the corrected shares and bounds.
 DIGITS = 6
-_VALENCE_WEIGHTS = tuple(1.0 if e in VALENCE_POSITIVE else -1.0 if e in VALENCE_NEGATIVE else 0.0 for e in EMOTIONS)
 
 
 def load_share_statistics(manifest: Optional[Mapping] = None,
@@ -172,36 +168,6 @@ class Correction:
         }
 
 
-@dataclass(frozen=True)
-class Headline:
-    """The shares a report leads with (chart, key figures): corrected, or raw with the reason why.
-
-    Attributes:
-        corrected: whether these are the corrected shares.
-        shares, intervals, valence, valence_interval, dominant_emotion: as in ``AdReportData``.
-        note: why the raw shares lead (too few faces, no statistics for the model); None when corrected.
-    """
-
-    corrected: bool
-    shares: dict[str, float]
-    intervals: Optional[dict[str, tuple[float, float]]]
-    valence: Optional[float]
-    valence_interval: Optional[tuple[float, float]]
-    dominant_emotion: Optional[str]
-    note: Optional[str] = None
-
-
-def headline_of(group: Any) -> Optional[Headline]:
-    """The ``Headline`` of an ad or a campaign; None when its distribution is hidden."""
-    if group.suppressed or group.shares is None:
-        return None
-    c = group.correction
-    if c is not None and c.applied:
-        return Headline(True, c.shares, c.intervals, c.valence, c.valence_interval, c.dominant_emotion)
-    return Headline(False, group.shares, group.intervals, group.valence, group.valence_interval,
-                    group.dominant_emotion, note=c.note if c is not None else None)
-
-
 def _seed(*names: str) -> int:
     """A seed fixed by the group's names, so a report shows the same interval every time it is rendered."""
     return zlib.crc32("\0".join(names).encode("utf-8", "surrogatepass"))
@@ -224,7 +190,7 @@ def correct_group(probabilities: np.ndarray, model_ids: np.ndarray, statistics: 
     parts = [(probabilities[model_ids == m], statistics[m]) for m in models]
     estimate = estimate_shares(parts, method=method, draws=draws, seed=_seed(*names))
     shares, intervals = estimate.as_dicts()
-    value, low, high = estimate.interval_of(_VALENCE_WEIGHTS)
+    value, low, high = estimate.interval_of(VALENCE_WEIGHTS)
     dominant = EMOTIONS[int(np.argmax(estimate.shares))]
     # rounded: the last bits of a bootstrap differ between BLAS builds; reports and goldens should not
     return Correction(applied=True, method=method, faces=n, shares={e: _r(v) for e, v in shares.items()},
@@ -253,26 +219,17 @@ def corrections(faces_df: pl.DataFrame, statistics: Mapping[str, ConfusionStats]
     """
     if faces_df.is_empty():
         return {}, {}
-    frame = faces_df.select(*[pl.col(k).cast(pl.String) for k in _KEY], pl.col("model_id").cast(pl.String),
-                            *[pl.col(c).cast(pl.Float64) for c in PROB_COLUMNS]).sort(_KEY)
-    probabilities = frame.select(PROB_COLUMNS).to_numpy()
-    model_ids = frame["model_id"].to_numpy()
-    campaigns = frame["campaign"].to_numpy()
-    ads = frame["ad"].to_numpy()
-    by_ad: dict[tuple[str, str], Correction] = {}
-    by_campaign: dict[str, Correction] = {}
-    keys = list(zip(campaigns.tolist(), ads.tolist()))
-    starts = [i for i in range(len(keys)) if i == 0 or keys[i] != keys[i - 1]]
-    bounds = list(zip(starts, [*starts[1:], len(keys)]))
-    for start, stop in bounds:
-        key = keys[start]
-        by_ad[key] = correct_group(probabilities[start:stop], model_ids[start:stop], statistics, names=key,
-                                   min_faces=min_faces, method=method, draws=draws)
-    for campaign in dict.fromkeys(campaigns.tolist()):
-        rows = campaigns == campaign
-        by_campaign[campaign] = correct_group(probabilities[rows], model_ids[rows], statistics, names=(campaign,),
-                                              min_faces=min_faces, method=method, draws=draws)
-    return by_ad, by_campaign
+    frame = faces_df.select(*[pl.col(k).cast(pl.String) for k in AD_KEY], pl.col("model_id").cast(pl.String),
+                            *[pl.col(c).cast(pl.Float64) for c in PROB_COLUMNS]).sort(AD_KEY)
+
+    def correct(part: pl.DataFrame, names: tuple[str, ...]) -> Correction:
+        return correct_group(part.select(PROB_COLUMNS).to_numpy(), part["model_id"].to_numpy(), statistics,
+                             names=names, min_faces=min_faces, method=method, draws=draws)
+
+    ads = frame.partition_by(AD_KEY, as_dict=True, maintain_order=True)
+    campaigns = frame.partition_by("campaign", as_dict=True, maintain_order=True)
+    return ({key: correct(part, key) for key, part in ads.items()},
+            {name: correct(part, (name,)) for (name,), part in campaigns.items()})
 
 
 def share_estimate_rows(report_set: Any) -> list[dict[str, Any]]:

@@ -21,10 +21,12 @@ from ..store.models import PROB_COLUMNS
 from ..timeutil import as_utc
 
 __all__ = [
+    "AD_KEY",
     "FACE_SCHEMA",
     "IMAGE_SCHEMA",
     "IMAGE_TIMES_SCHEMA",
     "IMAGE_TIMES_SQL",
+    "check_ads",
     "load_faces",
     "load_image_times",
     "load_images",
@@ -59,7 +61,8 @@ IMAGE_SCHEMA: dict[str, pl.DataType] = {
     "faces": pl.Int64(),
 }
 
-_KEY = ["campaign", "ad"]
+#: The columns that name an ad, the grouping key of every per-ad table.
+AD_KEY = ("campaign", "ad")
 # Above this many (campaign, ad) pairs the filter is applied in polars instead of in the SQL text.
 _MAX_SQL_PAIRS = 200
 
@@ -83,7 +86,12 @@ def _typed_select(source: str, schema: dict[str, pl.DataType], where: str):
     return text(f"SELECT {', '.join(schema)} FROM {source}{where}").columns(*sql_columns)
 
 
-def _check_ads(ads: Optional[Iterable[tuple[str, str]]]) -> Optional[list[tuple[str, str]]]:
+def check_ads(ads: Optional[Iterable[tuple[str, str]]]) -> Optional[list[tuple[str, str]]]:
+    """The (campaign, ad) pairs of ``ads`` without repeats, in order; None when ``ads`` is None.
+
+    Raises:
+        ConfigError: an item is not a pair of strings.
+    """
     if ads is None:
         return None
     pairs = []
@@ -100,7 +108,7 @@ def _check_ads(ads: Optional[Iterable[tuple[str, str]]]) -> Optional[list[tuple[
 
 
 def _load_view(session: Session, view: str, schema: dict[str, pl.DataType], ads) -> pl.DataFrame:
-    pairs = _check_ads(ads)
+    pairs = check_ads(ads)
     if pairs is not None and not pairs:
         return pl.DataFrame(schema=schema)
     where, params = "", {}
@@ -118,7 +126,7 @@ def _load_view(session: Session, view: str, schema: dict[str, pl.DataType], ads)
     frame = pl.DataFrame(data, schema=schema)
     if pairs is not None and len(pairs) > _MAX_SQL_PAIRS:
         wanted = pl.DataFrame(pairs, schema={"campaign": pl.String(), "ad": pl.String()}, orient="row")
-        frame = frame.join(wanted, on=_KEY, how="semi")
+        frame = frame.join(wanted, on=AD_KEY, how="semi")
     return frame
 
 

@@ -14,25 +14,24 @@ from typing import Any, Optional
 import polars as pl
 
 from ..exceptions import ConfigError, ReportError
-from ..labels import EMOTIONS
+from ..labels import EMOTIONS, FAILED_STATUSES, VALENCE_NEGATIVE, VALENCE_POSITIVE
 from ..store.models import IMAGE_STATUSES, PROB_COLUMNS
-from .frames import _KEY
+from .frames import AD_KEY
 
 __all__ = [
     "CI_METHOD",
     "CONFIDENCE_BINS",
     "TIME_SOURCES",
-    "FAILED_STATUSES",
-    "VALENCE_NEGATIVE",
-    "VALENCE_POSITIVE",
     "Z95",
     "ad_summary",
     "campaign_summary",
     "capture_trend",
+    "check_min_faces",
     "confidence_histogram",
     "confidence_summary",
     "daily_trend",
     "percentile_ranks",
+    "require_columns",
     "suppress_small_ads",
     "top_faces",
     "valence",
@@ -43,11 +42,9 @@ __all__ = [
     "with_valence",
 ]
 
-#: Image statuses counted as failed in ``ad_summary``.
-FAILED_STATUSES = ("unreadable", "unsupported")
 
-
-def _require_columns(frame: pl.DataFrame, names: Iterable[str], what: str) -> None:
+def require_columns(frame: pl.DataFrame, names: Iterable[str], what: str) -> None:
+    """Raise ``ReportError`` naming the columns of ``names`` that ``frame`` (called ``what``) lacks."""
     missing = [name for name in names if name not in frame.columns]
     if missing:
         raise ReportError(f"{what} lacks the columns {missing}. Received: columns={frame.columns}")
@@ -78,28 +75,28 @@ def ad_summary(faces_df: pl.DataFrame, images_df: pl.DataFrame) -> pl.DataFrame:
         ReportError: a column is missing, or a face has a top emotion outside ``EMOTIONS``, or an image a
             status outside ``IMAGE_STATUSES``.
     """
-    _require_columns(faces_df, [*_KEY, "top_emotion", *PROB_COLUMNS], "faces_df")
-    _require_columns(images_df, [*_KEY, "status"], "images_df")
+    require_columns(faces_df, [*AD_KEY, "top_emotion", *PROB_COLUMNS], "faces_df")
+    require_columns(images_df, [*AD_KEY, "status"], "images_df")
     _require_values(faces_df, "top_emotion", EMOTIONS, "faces_df")
     _require_values(images_df, "status", IMAGE_STATUSES, "images_df")
-    keys_as_text = pl.col(_KEY).cast(pl.String)
+    keys_as_text = pl.col(AD_KEY).cast(pl.String)
     faces_df = faces_df.with_columns(keys_as_text)
     images_df = images_df.with_columns(keys_as_text, pl.col("status").cast(pl.String))
 
     status = pl.col("status")
-    per_images = images_df.group_by(_KEY).agg(
+    per_images = images_df.group_by(AD_KEY).agg(
         pl.len().cast(pl.Int64).alias("images"),
         (status == "ok").sum().cast(pl.Int64).alias("images_ok"),
         (status == "no_face").sum().cast(pl.Int64).alias("images_no_face"),
         status.is_in(list(FAILED_STATUSES)).sum().cast(pl.Int64).alias("images_failed"),
     )
-    per_faces = faces_df.group_by(_KEY).agg(
+    per_faces = faces_df.group_by(AD_KEY).agg(
         pl.len().cast(pl.Int64).alias("faces"),
         *[(pl.col("top_emotion") == e).sum().cast(pl.Int64).alias(f"count_{e}") for e in EMOTIONS],
         *[pl.col(f"p_{e}").cast(pl.Float64).mean().alias(f"mean_p_{e}") for e in EMOTIONS],
     )
     counts = ["faces", *[f"count_{e}" for e in EMOTIONS]]
-    summary = per_images.join(per_faces, on=_KEY, how="left").with_columns(pl.col(counts).fill_null(0))
+    summary = per_images.join(per_faces, on=AD_KEY, how="left").with_columns(pl.col(counts).fill_null(0))
 
     has_faces = pl.col("faces") > 0
     dominant_index = pl.concat_list([pl.col(f"count_{e}") for e in EMOTIONS]).list.arg_max()
@@ -113,7 +110,7 @@ def ad_summary(faces_df: pl.DataFrame, images_df: pl.DataFrame) -> pl.DataFrame:
         .alias("dominant_emotion"),
     )
     order = [
-        *_KEY,
+        *AD_KEY,
         "images",
         "images_ok",
         "images_no_face",
@@ -124,13 +121,18 @@ def ad_summary(faces_df: pl.DataFrame, images_df: pl.DataFrame) -> pl.DataFrame:
         *[f"mean_p_{e}" for e in EMOTIONS],
         "dominant_emotion",
     ]
-    return summary.select(order).sort(_KEY)
+    return summary.select(order).sort(AD_KEY)
 
 
-def _check_min_faces(min_faces: Any) -> int:
+def check_min_faces(min_faces: Any) -> int:
+    """Return ``min_faces``, the minimum group size, after checking it is an integer >= 1 (``ConfigError``)."""
     if isinstance(min_faces, bool) or not isinstance(min_faces, int) or min_faces < 1:
         raise ConfigError(f"min_faces must be an integer >= 1. Received: min_faces={min_faces!r}")
     return min_faces
+
+
+# The old private name, which video/trace.py still imports (to go when it imports check_min_faces).
+_check_min_faces = check_min_faces
 
 
 def suppress_small_ads(summary: pl.DataFrame, *, min_faces: int = 10) -> pl.DataFrame:
@@ -146,12 +148,12 @@ def suppress_small_ads(summary: pl.DataFrame, *, min_faces: int = 10) -> pl.Data
         shares, mean probabilities, the dominant emotion and, where present, ``valence*``, ``ci_*``,
         ``pct_*`` and ``confidence_*`` columns set to null. Images and faces stay.
     """
-    min_faces = _check_min_faces(min_faces)
+    min_faces = check_min_faces(min_faces)
     hidden = [
         *[f"{prefix}_{e}" for prefix in ("count", "share", "mean_p") for e in EMOTIONS],
         "dominant_emotion",
     ]
-    _require_columns(summary, ["faces", *hidden], "summary")
+    require_columns(summary, ["faces", *hidden], "summary")
     optional = ("valence", "ci_", "pct_", "confidence_")
     hidden += [c for c in summary.columns if c not in hidden and c.startswith(optional)]
     suppressed = pl.col("faces") < min_faces
@@ -164,17 +166,13 @@ def suppress_small_ads(summary: pl.DataFrame, *, min_faces: int = 10) -> pl.Data
 # ---- valence, campaign summary and daily trend (the analyst views ad/campaign_emotion_summary and
 # ---- daily_emotion_trend in sql/ compute the same numbers; tests/test_sql_analytics.py checks it)
 
-#: Emotions counted as positive and as negative in ``valence``; neutral and surprise count as neither
-#: (surprise is as often a startled as a pleased face).
-VALENCE_POSITIVE = ("happy",)
-VALENCE_NEGATIVE = ("angry", "disgust", "fear", "sad")
-
 
 def valence(counts: dict[str, int]) -> Optional[float]:
     """Return the valence of a group of faces from its top-emotion counts.
 
-    ``valence = share(happy) - share(angry + disgust + fear + sad)``: -1 when every face looks negative,
-    +1 when every face looks happy, 0 for all-neutral (or balanced) groups. Shares are of the faces whose
+    ``valence = share(VALENCE_POSITIVE) - share(VALENCE_NEGATIVE)`` (``labels``: happy, and angry, disgust,
+    fear and sad): -1 when every face looks negative, +1 when every face looks positive, 0 for all-neutral (or
+    balanced) groups. Shares are of the faces whose
     top emotion is the class, as in ``ad_summary``.
 
     Args:
@@ -211,7 +209,7 @@ def _dominant_expr() -> pl.Expr:
 def with_valence(summary: pl.DataFrame) -> pl.DataFrame:
     """Add a ``valence`` column (see ``valence``) to a frame with ``faces`` and ``count_<emotion>`` columns,
     before ``dominant_emotion`` when there is one; null where there are no faces."""
-    _require_columns(summary, ["faces", *[f"count_{e}" for e in EMOTIONS]], "summary")
+    require_columns(summary, ["faces", *[f"count_{e}" for e in EMOTIONS]], "summary")
     out = summary.with_columns(_valence_expr())
     if "dominant_emotion" in out.columns:
         order = [c for c in out.columns if c not in ("valence", "dominant_emotion")] + ["valence", "dominant_emotion"]
@@ -263,7 +261,7 @@ def daily_trend(faces_df: pl.DataFrame, *, by: Sequence[str] = ("campaign", "ad"
     keys = list(by)
     if keys not in (["campaign", "ad"], ["campaign"]):
         raise ConfigError(f"by must be one of [('campaign', 'ad'), ('campaign',)]. Received: by={by!r}")
-    _require_columns(faces_df, [*keys, "top_emotion", "processed_at"], "faces_df")
+    require_columns(faces_df, [*keys, "top_emotion", "processed_at"], "faces_df")
     _require_values(faces_df, "top_emotion", EMOTIONS, "faces_df")
     day = pl.col("processed_at").dt.convert_time_zone("UTC").dt.date().alias("day")
     trend = faces_df.with_columns(pl.col(keys).cast(pl.String), day).group_by([*keys, "day"]).agg(
@@ -341,7 +339,7 @@ def valence_interval(counts: dict[str, int], *, z: float = Z95) -> Optional[tupl
 def with_intervals(summary: pl.DataFrame) -> pl.DataFrame:
     """Add ``ci_low_<e>`` and ``ci_high_<e>`` (``wilson_interval`` of each share) to a frame with ``faces``
     and ``count_<e>`` columns; null where there are no faces or the counts are suppressed."""
-    _require_columns(summary, ["faces", *[f"count_{e}" for e in EMOTIONS]], "summary")
+    require_columns(summary, ["faces", *[f"count_{e}" for e in EMOTIONS]], "summary")
     n = pl.col("faces").cast(pl.Float64)
     z2 = Z95 * Z95
     columns = []
@@ -373,7 +371,7 @@ def percentile_ranks(summary: pl.DataFrame, metrics: Sequence[str], *, eligible:
         metrics: columns to rank (e.g. ``valence``, ``share_happy``).
         eligible: a boolean expression selecting the norm population.
     """
-    _require_columns(summary, list(metrics), "summary")
+    require_columns(summary, list(metrics), "summary")
     out = summary
     for metric in metrics:
         member = eligible & pl.col(metric).is_not_null()
@@ -403,7 +401,7 @@ def confidence_histogram(faces_df: pl.DataFrame, *, by: Sequence[str] = ("campai
         ``faces``.
     """
     keys = list(by)
-    _require_columns(faces_df, [*keys, *PROB_COLUMNS], "faces_df")
+    require_columns(faces_df, [*keys, *PROB_COLUMNS], "faces_df")
     last = len(CONFIDENCE_BINS) - 2
     # floor(10 p) - 1 puts p = 0.3 into [0.3, 0.4) (10 * 0.3 rounds up, (0.3 - 0.1) * 10 down)
     index = ((_top_probability() * 10).floor().cast(pl.Int64) - 1).clip(0, last).alias("bin")
@@ -422,7 +420,7 @@ def confidence_summary(faces_df: pl.DataFrame, *, by: Sequence[str] = ("campaign
     """Per group: ``faces``, ``confidence_mean`` and ``confidence_median`` of the top class's probability
     and ``confidence_below_half`` (share of faces whose top class has a probability under 0.5)."""
     keys = list(by)
-    _require_columns(faces_df, [*keys, *PROB_COLUMNS], "faces_df")
+    require_columns(faces_df, [*keys, *PROB_COLUMNS], "faces_df")
     top = faces_df.with_columns(pl.col(keys).cast(pl.String), _top_probability())
     return top.group_by(keys).agg(
         pl.len().cast(pl.Int64).alias("faces"),
@@ -450,7 +448,7 @@ def with_time_basis(times_df: pl.DataFrame) -> pl.DataFrame:
     counts as not recorded), else the time the image was processed (``processed``). Times are UTC (EXIF
     times are the camera's wall clock).
     """
-    _require_columns(times_df, ["captured_at", "mtime_ns", "processed_at"], "times_df")
+    require_columns(times_df, ["captured_at", "mtime_ns", "processed_at"], "times_df")
     file_time = (pl.from_epoch(pl.col("mtime_ns"), time_unit="ns").dt.cast_time_unit("us")
                  .dt.replace_time_zone("UTC"))
     has_file = pl.col("mtime_ns").is_not_null() & (pl.col("mtime_ns") >= MIN_FILE_TIME_NS)
@@ -472,9 +470,9 @@ def capture_trend(faces_df: pl.DataFrame, times_df: pl.DataFrame) -> pl.DataFram
         One row per ad and day with faces, sorted: ``campaign``, ``ad``, ``day``, ``faces``, ``count_<e>``,
         ``share_<e>``, ``valence``, ``dominant_emotion``.
     """
-    _require_columns(faces_df, [*_KEY, "image_path", "top_emotion"], "faces_df")
+    require_columns(faces_df, [*AD_KEY, "image_path", "top_emotion"], "faces_df")
     _require_values(faces_df, "top_emotion", EMOTIONS, "faces_df")
-    keys = [*_KEY, "image_path"]
+    keys = [*AD_KEY, "image_path"]
     timed = with_time_basis(times_df).select([*keys, "time"]).with_columns(pl.col(keys).cast(pl.String))
     joined = faces_df.with_columns(pl.col(keys).cast(pl.String)).join(timed, on=keys, how="left")
     if joined["time"].null_count():
@@ -496,18 +494,18 @@ def top_faces(faces_df: pl.DataFrame, *, per_emotion: int = 3) -> pl.DataFrame:
     """
     if isinstance(per_emotion, bool) or not isinstance(per_emotion, int) or per_emotion < 1:
         raise ConfigError(f"per_emotion must be an integer >= 1. Received: per_emotion={per_emotion!r}")
-    _require_columns(faces_df, [*_KEY, "image_path", "face_index", "x", "y", "w", "h", "top_emotion",
+    require_columns(faces_df, [*AD_KEY, "image_path", "face_index", "x", "y", "w", "h", "top_emotion",
                                 *PROB_COLUMNS], "faces_df")
     order = {e: i for i, e in enumerate(EMOTIONS)}
     probability = pl.coalesce([pl.when(pl.col("top_emotion") == e).then(pl.col(f"p_{e}")) for e in EMOTIONS])
     ranked = (
-        faces_df.with_columns(pl.col(_KEY).cast(pl.String), probability.cast(pl.Float64).alias("probability"),
+        faces_df.with_columns(pl.col(AD_KEY).cast(pl.String), probability.cast(pl.Float64).alias("probability"),
                               pl.col("top_emotion").alias("emotion"))
-        .sort([*_KEY, "emotion", "probability", "image_path", "face_index"],
+        .sort([*AD_KEY, "emotion", "probability", "image_path", "face_index"],
               descending=[False, False, False, True, False, False])
-        .with_columns(pl.int_range(1, pl.len() + 1).over([*_KEY, "emotion"]).cast(pl.Int64).alias("rank"))
+        .with_columns(pl.int_range(1, pl.len() + 1).over([*AD_KEY, "emotion"]).cast(pl.Int64).alias("rank"))
         .filter(pl.col("rank") <= per_emotion)
         .with_columns(pl.col("emotion").replace_strict(order, return_dtype=pl.Int64).alias("_order"))
     )
-    columns = [*_KEY, "emotion", "rank", "image_path", "face_index", "x", "y", "w", "h", "probability"]
-    return ranked.sort([*_KEY, "_order", "rank"]).select(columns)
+    columns = [*AD_KEY, "emotion", "rank", "image_path", "face_index", "x", "y", "w", "h", "probability"]
+    return ranked.sort([*AD_KEY, "_order", "rank"]).select(columns)

@@ -172,23 +172,6 @@ def _run(tasks: list[tuple], options: ReportOptions, manifest: Optional[dict], n
 # ---- summaries ------------------------------------------------------------------------------------------------
 
 
-def _distribution_columns(group: AdReportData | CampaignReportData) -> dict[str, Any]:
-    """valence with its interval, then count_, share_ and ci_low_/ci_high_ of every emotion (None when hidden)."""
-    row: dict[str, Any] = {
-        "valence": group.valence,
-        "valence_low": group.valence_interval[0] if group.valence_interval else None,
-        "valence_high": group.valence_interval[1] if group.valence_interval else None,
-    }
-    for e in EMOTIONS:
-        row[f"count_{e}"] = group.emotion_counts[e] if group.emotion_counts else None
-    for e in EMOTIONS:
-        row[f"share_{e}"] = group.shares[e] if group.shares else None
-    for e in EMOTIONS:
-        row[f"ci_low_{e}"] = group.intervals[e][0] if group.intervals else None
-        row[f"ci_high_{e}"] = group.intervals[e][1] if group.intervals else None
-    return {**row, **_corrected_columns(group)}
-
-
 def _corrected_columns(group: AdReportData | CampaignReportData) -> dict[str, Any]:
     """corrected (applied or not), its method and note, corrected_share_, corrected_low_ and corrected_high_
     of every emotion and the corrected valence with its interval (None where not applied or hidden)."""
@@ -212,8 +195,7 @@ def _flat(ad: AdReportData) -> dict[str, Any]:
         "campaign": ad.campaign, "ad": ad.ad, "images": ad.images, "images_ok": ad.images_ok,
         "images_no_face": ad.images_no_face, "images_failed": ad.images_failed, "faces": ad.faces,
         "faces_per_image": ad.faces_per_image, "suppressed": ad.suppressed,
-        "suppression_reason": ad.suppression_reason, "dominant_emotion": ad.dominant_emotion,
-        **_distribution_columns(ad),
+        "suppression_reason": ad.suppression_reason, **ad.distribution_columns(), **_corrected_columns(ad),
     }
     for e in EMOTIONS:
         row[f"mean_p_{e}"] = ad.mean_probabilities[e] if ad.mean_probabilities else None
@@ -240,7 +222,7 @@ def _flat_campaign(camp: CampaignReportData) -> dict[str, Any]:
         "campaign": camp.campaign, "ads": len(camp.ads), "ads_shown": len(camp.shown_ads),
         "images": camp.images, "images_ok": camp.images_ok, "images_no_face": camp.images_no_face,
         "images_failed": camp.images_failed, "faces": camp.faces, "suppressed": camp.suppressed,
-        "dominant_emotion": camp.dominant_emotion, **_distribution_columns(camp),
+        **camp.distribution_columns(), **_corrected_columns(camp),
     }
     row["period_start"] = camp.period_start.isoformat() if camp.period_start else None
     row["period_end"] = camp.period_end.isoformat() if camp.period_end else None
@@ -280,7 +262,8 @@ def _write_index(root: Path, report_set: ReportSet, options: ReportOptions) -> l
 # ---- the batch ---------------------------------------------------------------------------------------------------
 
 
-def _prepare(session: Session, reports_dir: PathLike, ads, options: ReportOptions, names: Sequence[str]):
+def _prepare(session: Session, reports_dir: PathLike, ads, options: ReportOptions, names: Sequence[str], *,
+             campaign: Optional[str] = None, ad: Optional[str] = None):
     options.validate()
     env = make_environment(options.templates_dir)
     for name in names:  # a missing template fails here, before any work
@@ -294,7 +277,7 @@ def _prepare(session: Session, reports_dir: PathLike, ads, options: ReportOption
                                  statistics=statistics, correction_min_faces=options.correction_min_faces)
     root = Path(reports_dir)
     root.mkdir(parents=True, exist_ok=True)
-    return report_set, select_ads(report_set, ads), manifest, root
+    return report_set, select_ads(report_set, ads, campaign=campaign, ad=ad), manifest, root
 
 
 def _ad_tasks(session: Session, root: Path, chosen: Sequence[AdReportData], options: ReportOptions) -> list[tuple]:
@@ -316,6 +299,8 @@ def render_reports(
     reports_dir: PathLike,
     *,
     ads: Optional[Sequence[tuple[str, str]]] = None,
+    campaign: Optional[str] = None,
+    ad: Optional[str] = None,
     options: ReportOptions = ReportOptions(),
 ) -> ReportsWritten:
     """Write the ad reports, the campaign reports of their campaigns, the index and the summaries.
@@ -328,10 +313,13 @@ def render_reports(
         reports_dir: output folder, created when missing (layout in this module's docstring).
         ads: (campaign, ad) pairs to render; None renders every ad with at least one image. Pairs without
             any stored image get no report (logged as a warning).
+        campaign: render only the ads of this campaign (with ``ads``: of those).
+        ad: render only the ads of this name (with ``ads``: of those).
         options: paper size, examples, minimum group size, workers, templates.
 
     Returns:
-        The written paths and the time taken.
+        The written paths and the time taken. Without ``ads``, nothing is written when no ad (of
+        ``campaign``, named ``ad``) has a stored image.
 
     Raises:
         ReportError: a template is missing, a path would leave ``reports_dir``, or rendering failed.
@@ -339,7 +327,9 @@ def render_reports(
     """
     started = time.perf_counter()
     names = (AD_TEMPLATE, CAMPAIGN_TEMPLATE, INDEX_TEMPLATE)
-    report_set, chosen, manifest, root = _prepare(session, reports_dir, ads, options, names)
+    report_set, chosen, manifest, root = _prepare(session, reports_dir, ads, options, names, campaign=campaign, ad=ad)
+    if not chosen and ads is None:
+        return ReportsWritten()
     tasks = _ad_tasks(session, root, chosen, options)
     wanted = {a.campaign for a in chosen}
     campaigns: list[CampaignReportData] = [c for c in report_set.campaigns if c.campaign in wanted]

@@ -19,7 +19,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from ..exceptions import ConfigError
-from ..labels import EMOTIONS
+from ..labels import EMOTIONS, FAILED_STATUSES, VALENCE_NEGATIVE, VALENCE_POSITIVE
 from ..timeutil import as_utc
 from .models import Ad, Campaign, FaceRow, ImageRow, PROB_COLUMNS, ShareEstimateRow, VideoFrameRow, VideoRow
 
@@ -27,10 +27,6 @@ from .models import Ad, Campaign, FaceRow, ImageRow, PROB_COLUMNS, ShareEstimate
 #: ``videos`` and ``video-frames``: of the tables ``videos`` and ``video_frames`` with campaign and ad names).
 DATASETS = ("faces", "images", "failed-images", "ad-summary", "campaign-summary", "daily-trend", "share-estimates",
             "videos", "video-frames", "second-trace")
-#: Emotions counted as positive and negative in valence (the same as ``aggregate.VALENCE_*``).
-POSITIVE = ("happy",)
-NEGATIVE = ("angry", "disgust", "fear", "sad")
-FAILED_STATUSES = ("unreadable", "unsupported")
 
 _f, _i, _a, _c = FaceRow.__table__, ImageRow.__table__, Ad.__table__, Campaign.__table__
 _v, _vf = VideoRow.__table__, VideoFrameRow.__table__
@@ -204,10 +200,10 @@ def _emotion_columns(src, *, means: bool) -> list:
     columns += [(cast(counts[e], Float) / faces).label(f"share_{e}") for e in EMOTIONS]
     if means:
         columns += [src.c[f"mean_p_{e}"] for e in EMOTIONS]
-    net = counts[POSITIVE[0]]
-    for e in POSITIVE[1:]:
+    net = counts[VALENCE_POSITIVE[0]]
+    for e in VALENCE_POSITIVE[1:]:
         net = net + counts[e]
-    for e in NEGATIVE:
+    for e in VALENCE_NEGATIVE:
         net = net - counts[e]
     columns.append((cast(net, Float) / faces).label("valence"))
     whens = []

@@ -86,15 +86,14 @@ def _write_share_statistics(models: Path, *, name: str, model, sha: str, quant, 
     """``<name>.shares.json``: the PublicTest statistics of the bundled Keras file and of its LiteRT file
     (``training.share_stats``), measured through the job's classifiers."""
     from ..classifier import Classifier
-    from .share_stats import classifier_statistics, write_model_statistics
+    from .share_stats import classifier_statistics, save_statistics
 
     entries = [classifier_statistics(Classifier(model, model_id=f"{name}@{sha[:12]}", batch_size=512), valid,
                                      file_name=f"{name}.keras")]
     if quant is not None:
         entries.append(classifier_statistics(quant, valid, file_name=f"{name}.quant.tflite"))
-    return write_model_statistics(models / f"{name}.shares.json", name=name, entries=entries,
-                                  data=f"FER2013 PublicTest ({len(valid)} faces, original labels)",
-                                  command=command or f"emotion-batch bundle ... --data {data}")
+    return save_statistics(models, name=name, entries=entries, faces=len(valid),
+                           command=command or f"emotion-batch bundle ... --data {data}")
 
 
 def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path, name: str, command: str,

@@ -24,7 +24,7 @@ from ..aggregate.quantify import ConfusionStats
 from ..labels import EMOTIONS
 from .data import FER_SPLITS, load_fer2013
 
-__all__ = ["classifier_statistics", "model_statistics", "write_model_statistics"]
+__all__ = ["classifier_statistics", "model_statistics", "save_statistics", "write_model_statistics"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,13 @@ def write_model_statistics(path: Path, *, name: str, entries: Sequence[dict[str,
     }
     path.write_text(compact_json(document) + "\n")
     return path
+
+
+def save_statistics(folder: Path, *, name: str, entries: Sequence[dict[str, Any]], faces: int, command: str) -> Path:
+    """Write ``<folder>/<name>.shares.json``: ``entries`` measured on ``faces`` faces of the ``STATS_SPLIT``."""
+    return write_model_statistics(folder / f"{name}{SHARES_SUFFIX}", name=name, entries=entries,
+                                  data=f"FER2013 {FER_SPLITS[STATS_SPLIT]} ({faces} faces, original labels)",
+                                  command=command)
 
 
 def compact_json(document: Any) -> str:
@@ -111,7 +118,5 @@ def model_statistics(name: Optional[str], data: str | Path, *, backends: Sequenc
         from ..exceptions import ConfigError
 
         raise ConfigError(f"backends must name keras and/or litert. Received: backends={list(backends)!r}")
-    split = FER_SPLITS[STATS_SPLIT]
-    return write_model_statistics(folder / f"{info.name}{SHARES_SUFFIX}", name=info.name, entries=entries,
-                                  data=f"FER2013 {split} ({len(next(iter(faces.values())))} faces, original labels)",
-                                  command=command or f"emotion-batch model-stats {info.name} --data {data}")
+    return save_statistics(folder, name=info.name, entries=entries, faces=len(next(iter(faces.values()))),
+                           command=command or f"emotion-batch model-stats {info.name} --data {data}")
