@@ -144,8 +144,8 @@ def stored(args: argparse.Namespace) -> None:
     print(machine_line())
     print(f"conditions: emotion-batch run ROOT --no-reports --json, ROOT = one campaign, one ad, one recording and "
           f"no image; 640x480 H.264 (libx264 veryfast, key frame every 2 s) at 30 fps, one face (the sample "
-          f"viewer); --video-fps {args.fps:g}; the job's defaults: detector blazeface-dual (video faces from 64 px), "
-          f"bundled model on LiteRT, batch size 256, image workers: {workers}; a fresh process and a fresh SQLite "
+          f"viewer); --video-fps {args.fps:g}; detector blazeface-dual (video faces from 64 px), "
+          f"bundled model on LiteRT, batch size {args.batch_size}, image workers: {workers}; a fresh process and a fresh SQLite "
           f"file per run; os.cpu_count()={os.cpu_count()}")
     print(f"sharing the cores before the benchmark (CPU over 1 s, 100 % = one core): {other_processes()}")
     extra = ["--video-fps", f"{args.fps:g}"]
@@ -164,7 +164,8 @@ def stored(args: argparse.Namespace) -> None:
             runs = []
             for i in range(args.repeat):
                 db = Path(tmp) / f"run_{seconds}s_{i}.sqlite"
-                summary = run_job(root, db, detector="blazeface-dual", workers=args.workers, extra=extra)
+                summary = run_job(root, db, detector="blazeface-dual", workers=args.workers, batch=args.batch_size,
+                                  extra=extra)
                 if (summary["videos_ok"], summary["videos_processed"]) != (1, 1):
                     raise SystemExit(f"the run did not analyse the recording: {summary}")
                 runs.append(summary)
@@ -197,6 +198,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=None, help="runs per setting [default: 1; --stored: 3]")
     parser.add_argument("--stored", action="store_true",
                         help="emotion-batch run end to end, stored in SQLite (see the module's docstring)")
+    parser.add_argument("--batch-size", type=int, default=256,
+                        help="with --stored: the run's --batch-size (faces per model call; it sets the model's memory)")
     parser.add_argument("--keep", metavar="DIR", default=None,
                         help="with --stored: keep the recordings in DIR and reuse them on the next call")
     parser.add_argument("--workers", type=int, default=None,
