@@ -110,8 +110,8 @@ def test_summaries_and_the_index_carry_each_ads_viewer_video_figures(stored, tmp
     assert len(ads) == 7 and ads[("summer", "tie")]["viewer_videos"] is None
     csv = {(r["campaign"], r["ad"]): r for r in pl.read_csv(root / "summary.csv").iter_rows(named=True)}
     for key, videos in {**VIDEO_PLAN, ("spring", "film only"): [None, None]}.items():
-        trace = second_trace(frames.filter((pl.col("campaign") == key[0]) & (pl.col("ad") == key[1])).drop("campaign", "ad"),
-                             min_faces=2)
+        mine = frames.filter((pl.col("campaign") == key[0]) & (pl.col("ad") == key[1])).drop("campaign", "ad")
+        trace = second_trace(mine, min_faces=2)
         moments = strongest_moments(trace)
         figures = ads[key]["viewer_videos"]
         assert figures["videos"] == figures["videos_with_face"] == len(videos), key

@@ -106,7 +106,7 @@ def with_video_only_ads(report_set: ReportSet, videos: Iterable[VideoAd]) -> Rep
             campaigns[name] = _empty_campaign(name, tuple(sorted(members, key=lambda a: a.ad)), report_set)
         else:
             ads = tuple(sorted([*camp.ads, *members], key=lambda a: a.ad))
-            campaigns[name] = replace(camp, ads=ads, model_ids=tuple(sorted({*camp.model_ids,
-                                                                              *(m for a in members for m in a.model_ids)})))
+            models = tuple(sorted({*camp.model_ids, *(m for a in members for m in a.model_ids)}))
+            campaigns[name] = replace(camp, ads=ads, model_ids=models)
     return replace(report_set, ads=tuple(sorted([*report_set.ads, *added], key=lambda a: (a.campaign, a.ad))),
                    campaigns=tuple(campaigns[name] for name in sorted(campaigns)))
