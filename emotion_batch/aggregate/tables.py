@@ -131,10 +131,6 @@ def check_min_faces(min_faces: Any) -> int:
     return min_faces
 
 
-# The old private name, which video/trace.py still imports (to go when it imports check_min_faces).
-_check_min_faces = check_min_faces
-
-
 def suppress_small_ads(summary: pl.DataFrame, *, min_faces: int = 10) -> pl.DataFrame:
     """Hide the expression distribution of ads (or campaigns) with fewer than ``min_faces`` faces.
 

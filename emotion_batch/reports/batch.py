@@ -4,7 +4,8 @@ and the machine-readable summaries.
 Layout under the reports folder (every name through ``safe_filename``, every path checked to stay inside)::
 
     index.html                    every campaign and ad, key figures, links to the reports
-    summary.json                  the ReportSet: every number of every report (emotion_batch.aggregate)
+    summary.json                  the ReportSet: every number of every report (emotion_batch.aggregate), with
+                                  each ad's viewer-video figures (``viewer_videos``, reports.trace)
     summary.csv                   one row per ad: the same numbers, flat
     campaigns.csv                 one row per campaign
     <campaign>/index.html         the campaign report (its ads side by side, ranked, with the table)
@@ -40,11 +41,13 @@ from ..aggregate import (
     load_share_statistics,
     select_ads,
 )
+from ..aggregate.video_ads import load_video_ads, with_video_only_ads
 from ..exceptions import ReportError
 from ..labels import EMOTIONS
 from ..safe_text import csv_cell
 from .methodology import load_manifest
 from .pages import ReportOptions, render_ad_html, render_campaign_html, render_index_html
+from .trace import AdTrace, load_ad_traces, summary_columns
 from .render import (
     AD_TEMPLATE,
     CAMPAIGN_TEMPLATE,
@@ -63,7 +66,7 @@ from .render import (
     write_pdf,
 )
 
-__all__ = ["ReportsWritten", "render_ad_reports", "render_reports", "summary_frames"]
+__all__ = ["ReportsWritten", "render_ad_reports", "render_reports", "summary_dict", "summary_frames"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +84,7 @@ class ReportsWritten:
         seconds: wall time of the whole rendering.
         workers: rendering processes used (0: in this process).
         report_set: every number the reports state (for ``ad_share_estimates``); None when nothing ran.
+        traces: the viewer-video trace of every ad with recordings, by (campaign, ad).
     """
 
     ads: list[Path] = field(default_factory=list)
@@ -89,6 +93,7 @@ class ReportsWritten:
     seconds: float = 0.0
     workers: int = 0
     report_set: Optional[ReportSet] = None
+    traces: dict[tuple[str, str], AdTrace] = field(default_factory=dict)
 
     @property
     def all(self) -> list[Path]:
@@ -190,7 +195,7 @@ def _corrected_columns(group: AdReportData | CampaignReportData) -> dict[str, An
     return row
 
 
-def _flat(ad: AdReportData) -> dict[str, Any]:
+def _flat(ad: AdReportData, trace: Optional[AdTrace] = None) -> dict[str, Any]:
     row: dict[str, Any] = {
         "campaign": ad.campaign, "ad": ad.ad, "images": ad.images, "images_ok": ad.images_ok,
         "images_no_face": ad.images_no_face, "images_failed": ad.images_failed, "faces": ad.faces,
@@ -214,7 +219,7 @@ def _flat(ad: AdReportData) -> dict[str, Any]:
     for source in TIME_SOURCES:
         row[f"images_dated_by_{source}"] = ad.time_sources.get(source, 0)
     row["model_ids"] = " ".join(ad.model_ids)
-    return row
+    return {**row, **summary_columns(trace)}  # last: the columns before them keep their places
 
 
 def _flat_campaign(camp: CampaignReportData) -> dict[str, Any]:
@@ -230,10 +235,13 @@ def _flat_campaign(camp: CampaignReportData) -> dict[str, Any]:
     return row
 
 
-def summary_frames(report_set: ReportSet) -> tuple[pl.DataFrame, pl.DataFrame]:
+def summary_frames(report_set: ReportSet, traces: Optional[dict[tuple[str, str], AdTrace]] = None,
+                   ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The rows of ``summary.csv`` (one per ad) and ``campaigns.csv`` (one per campaign) as frames; the
-    distribution columns are empty where the group is below the minimum group size."""
-    ads = [_flat(a) for a in report_set.ads]
+    distribution columns are empty where the group is below the minimum group size. ``traces`` (by
+    campaign and ad, ``reports.trace``) fills each ad's viewer-video columns (``trace.summary_columns``)."""
+    traces = traces or {}
+    ads = [_flat(a, traces.get((a.campaign, a.ad))) for a in report_set.ads]
     campaigns = [_flat_campaign(c) for c in report_set.campaigns]
     return pl.DataFrame(ads, infer_schema_length=None), pl.DataFrame(campaigns, infer_schema_length=None)
 
@@ -244,16 +252,27 @@ def _safe_csv(frame: pl.DataFrame) -> str:
     return frame.with_columns(pl.col(name).map_elements(csv_cell, return_dtype=pl.String) for name in text).write_csv()
 
 
-def _write_index(root: Path, report_set: ReportSet, options: ReportOptions) -> list[Path]:
+def summary_dict(report_set: ReportSet, traces: dict[tuple[str, str], AdTrace]) -> dict[str, Any]:
+    """The content of ``summary.json``: ``report_set.to_dict()`` with each ad's ``viewer_videos``
+    (``AdTrace.to_dict``; None for an ad without recordings)."""
+    out = report_set.to_dict()
+    for ad, row in zip(report_set.ads, out["ads"]):
+        trace = traces.get((ad.campaign, ad.ad))
+        row["viewer_videos"] = trace.to_dict() if trace is not None else None
+    return out
+
+
+def _write_index(root: Path, report_set: ReportSet, options: ReportOptions,
+                 traces: dict[tuple[str, str], AdTrace]) -> list[Path]:
     env = make_environment(options.templates_dir)
     rendered = {(a.campaign, a.ad) for a in report_set.ads if report_paths(root, a.campaign, a.ad)[0].is_file()}
     html_text = render_index_html(report_set, template=template(env, INDEX_TEMPLATE), options=options,
-                                  rendered=rendered)
+                                  rendered=rendered, traces=traces)
     paths = [inside(root, root / name) for name in (INDEX_HTML, SUMMARY_JSON, SUMMARY_CSV, CAMPAIGNS_CSV)]
     write_atomic(paths[0], html_text.encode("utf-8"))
-    text = json.dumps(report_set.to_dict(), indent=2, ensure_ascii=False, allow_nan=False, default=str)
+    text = json.dumps(summary_dict(report_set, traces), indent=2, ensure_ascii=False, allow_nan=False, default=str)
     write_atomic(paths[1], (text + "\n").encode("utf-8"))
-    ads, campaigns = summary_frames(report_set)
+    ads, campaigns = summary_frames(report_set, traces)
     write_atomic(paths[2], _safe_csv(ads).encode("utf-8"))
     write_atomic(paths[3], _safe_csv(campaigns).encode("utf-8"))
     return paths
@@ -275,16 +294,14 @@ def _prepare(session: Session, reports_dir: PathLike, ads, options: ReportOption
     report_set = load_report_set(session, min_faces=options.min_faces, generated_at=options.generated_at,
                                  examples_per_emotion=options.examples_per_emotion if options.examples else 0,
                                  statistics=statistics, correction_min_faces=options.correction_min_faces)
+    report_set = with_video_only_ads(report_set, load_video_ads(session))  # ads with recordings and no image
     root = Path(reports_dir)
     root.mkdir(parents=True, exist_ok=True)
     return report_set, select_ads(report_set, ads, campaign=campaign, ad=ad), manifest, root
 
 
-def _ad_tasks(session: Session, root: Path, chosen: Sequence[AdReportData], options: ReportOptions) -> list[tuple]:
+def _ad_tasks(root: Path, chosen: Sequence[AdReportData], traces: dict[tuple[str, str], AdTrace]) -> list[tuple]:
     """One task per ad: ``("ad", data, html_path, pdf_path, trace)``, ``trace`` None for an ad without videos."""
-    from .trace import load_ad_traces
-
-    traces = load_ad_traces(session, [(d.campaign, d.ad) for d in chosen], min_faces=options.min_faces)
     tasks = []
     for data in chosen:
         html_path, pdf_path = report_paths(root, data.campaign, data.ad)
@@ -311,8 +328,8 @@ def render_reports(
     Args:
         session: an open SQLAlchemy session; nothing is written to the database.
         reports_dir: output folder, created when missing (layout in this module's docstring).
-        ads: (campaign, ad) pairs to render; None renders every ad with at least one image. Pairs without
-            any stored image get no report (logged as a warning).
+        ads: (campaign, ad) pairs to render; None renders every ad with at least one image or viewer
+            recording. Pairs without either get no report (logged as a warning).
         campaign: render only the ads of this campaign (with ``ads``: of those).
         ad: render only the ads of this name (with ``ads``: of those).
         options: paper size, examples, minimum group size, workers, templates.
@@ -330,7 +347,9 @@ def render_reports(
     report_set, chosen, manifest, root = _prepare(session, reports_dir, ads, options, names, campaign=campaign, ad=ad)
     if not chosen and ads is None:
         return ReportsWritten()
-    tasks = _ad_tasks(session, root, chosen, options)
+    # every ad's, for the summaries and the index; loaded one ad at a time
+    traces = load_ad_traces(session, [(a.campaign, a.ad) for a in report_set.ads], min_faces=options.min_faces)
+    tasks = _ad_tasks(root, chosen, traces)
     wanted = {a.campaign for a in chosen}
     campaigns: list[CampaignReportData] = [c for c in report_set.campaigns if c.campaign in wanted]
     for camp in campaigns:
@@ -338,11 +357,11 @@ def render_reports(
         html_path.parent.mkdir(exist_ok=True)
         tasks.insert(0, ("campaign", camp, html_path, pdf_path))  # the longest tasks first
     results, workers = _run(tasks, options, manifest, names)
-    written = ReportsWritten(workers=workers, report_set=report_set)
+    written = ReportsWritten(workers=workers, report_set=report_set, traces=traces)
     for task, (html_path, pdf_path) in zip(tasks, results):
         (written.ads if task[0] == "ad" else written.campaigns).extend([html_path, pdf_path])
     written.campaigns = sorted(written.campaigns, key=lambda p: (p.parent.name, p.suffix))
-    written.index = _write_index(root, report_set, options)
+    written.index = _write_index(root, report_set, options, traces)
     written.seconds = time.perf_counter() - started
     logger.info("Wrote %d ad and %d campaign reports to %s in %.1f s (%d workers)", len(written.ads) // 2,
                 len(written.campaigns) // 2, root, written.seconds, workers)
@@ -368,8 +387,8 @@ def render_ad_reports(
     Args:
         session: an open SQLAlchemy session; nothing is written to the database.
         reports_dir: output folder, created when missing; names pass through ``safe_filename``.
-        ads: (campaign, ad) pairs to report on; ``None`` reports every ad with at least one image. Pairs
-            without any stored image get no report (logged as a warning).
+        ads: (campaign, ad) pairs to report on; ``None`` reports every ad with at least one image or viewer
+            recording. Pairs without either get no report (logged as a warning).
         min_faces: ads with fewer faces show counts but not the distribution of expressions.
         templates_dir: folder with ``ad_report.html`` and ``report.css``; the shipped templates by default.
         generated_at: the time printed on the reports (UTC); now when omitted.
@@ -389,6 +408,7 @@ def render_ad_reports(
                             templates_dir=str(templates_dir) if templates_dir is not None else None,
                             generated_at=generated_at, manifest=manifest)
     _, chosen, manifest, root = _prepare(session, reports_dir, ads, options, (AD_TEMPLATE,))
-    tasks = _ad_tasks(session, root, chosen, options)
+    traces = load_ad_traces(session, [(d.campaign, d.ad) for d in chosen], min_faces=options.min_faces)
+    tasks = _ad_tasks(root, chosen, traces)
     results, _ = _run(tasks, options, manifest, (AD_TEMPLATE,))
     return [path for pair in results for path in pair]

@@ -251,7 +251,8 @@ def _href(*parts: str) -> str:
 
 
 def render_index_html(report_set: ReportSet, *, template: jinja2.Template, options: ReportOptions,
-                      rendered: Optional[set[tuple[str, str]]] = None) -> str:
+                      rendered: Optional[set[tuple[str, str]]] = None,
+                      traces: Optional[Mapping[tuple[str, str], AdTrace]] = None) -> str:
     """Return ``index.html``: every campaign and ad with its key figures and relative links to its reports.
 
     Args:
@@ -259,7 +260,10 @@ def render_index_html(report_set: ReportSet, *, template: jinja2.Template, optio
         template: ``index.html``.
         options: the report options (paper size is irrelevant here).
         rendered: (campaign, ad) pairs whose reports exist; None means all.
+        traces: the viewer-video traces by (campaign, ad) (``reports.trace``): an ad with recordings says how
+            many, and its strongest moment.
     """
+    traces = traces or {}
     campaigns = []
     for camp in report_set.campaigns:
         folder = safe_filename(camp.campaign)
@@ -268,9 +272,10 @@ def render_index_html(report_set: ReportSet, *, template: jinja2.Template, optio
             stem = safe_filename(ad.ad)
             has_report = rendered is None or (ad.campaign, ad.ad) in rendered
             ads.append({"data": ad, "html": _href(folder, stem + ".html") if has_report else None,
-                        "pdf": _href(folder, stem + ".pdf") if has_report else None})
+                        "pdf": _href(folder, stem + ".pdf") if has_report else None,
+                        "trace": traces.get((ad.campaign, ad.ad))})
         campaigns.append({"data": camp, "html": _href(folder, "index.html"), "pdf": _href(folder, "campaign.pdf"),
-                          "ads": ads})
+                          "ads": ads, "videos": sum(a["trace"].videos for a in ads if a["trace"] is not None)})
     return template.render(
         report_set=report_set,
         campaigns=campaigns,

@@ -2,13 +2,15 @@
 
 ``load_ad_traces`` reads the frames of the ads' recordings from ``video_frames`` and turns each ad's into an
 ``AdTrace``: the trace (seconds with fewer than ``min_faces`` viewers suppressed: greyed out, no numbers),
-its strongest moments, and how many recordings the ad has and how many of them were usable.
+its strongest moments, and how many recordings the ad has and how many of them were usable. ``to_dict`` and
+``summary_columns`` are its figures in ``summary.json`` and ``summary.csv``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, Optional
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -42,6 +44,32 @@ class AdTrace:
     def max_viewers(self) -> int:
         return max((s["viewers"] for s in self.seconds), default=0)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The ad's viewer-video figures as JSON-ready values (``summary.json``): recordings, recordings with
+        the viewer's face, seconds of the ad reached and shown (enough viewers), the most viewers in a
+        second, and the strongest moments (second, expression, share and mean probability, viewers)."""
+        return {
+            "videos": self.videos,
+            "videos_with_face": self.videos_ok,
+            "min_faces": self.min_faces,
+            "seconds": len(self.seconds),
+            "seconds_shown": self.shown_seconds,
+            "max_viewers": self.max_viewers,
+            "moments": [{"second": m.second, "emotion": m.emotion, "share": m.share, "mean_p": m.mean_p,
+                         "viewers": m.viewers} for m in self.moments],
+        }
+
+
+def summary_columns(trace: Optional[AdTrace]) -> dict[str, Any]:
+    """An ad's viewer-video columns of ``summary.csv``: ``videos`` and ``videos_with_face`` (0 without
+    recordings), ``trace_seconds`` and ``trace_seconds_shown`` (empty without recordings)."""
+    return {
+        "videos": trace.videos if trace else 0,
+        "videos_with_face": trace.videos_ok if trace else 0,
+        "trace_seconds": len(trace.seconds) if trace else None,
+        "trace_seconds_shown": trace.shown_seconds if trace else None,
+    }
+
 
 def load_ad_traces(session: Session, ads: Iterable[tuple[str, str]], *, min_faces: int) -> dict[tuple[str, str], AdTrace]:
     """The ``AdTrace`` of every ad of ``ads`` that has at least one recording stored (others are left out)."""
@@ -55,31 +83,27 @@ def load_ad_traces(session: Session, ads: Iterable[tuple[str, str]], *, min_face
     # (campaign IN ... AND ad IN ...) is a superset of the pairs wanted; the pairs are picked exactly below
     near = [Campaign.name.in_(sorted({c for c, _ in wanted})), Ad.name.in_(sorted({a for _, a in wanted}))]
     counts = session.execute(
-        select(Campaign.name, Ad.name, func.count(VideoRow.id), func.sum(case((VideoRow.status == "ok", 1), else_=0)))
+        select(Campaign.name, Ad.name, Ad.id, func.count(VideoRow.id),
+               func.sum(case((VideoRow.status == "ok", 1), else_=0)))
         .select_from(VideoRow).join(Ad, Ad.id == VideoRow.ad_id).join(Campaign, Campaign.id == Ad.campaign_id)
-        .where(*near).group_by(Campaign.name, Ad.name)).all()
-    counts = {(c, a): (int(n), int(ok or 0)) for c, a, n, ok in counts if (c, a) in wanted}
-    if not counts:
-        return {}
-    rows = session.execute(
-        select(Campaign.name.label("campaign"), Ad.name.label("ad"), VideoRow.path.label("video"),
-               VideoFrameRow.time_ms, *[VideoFrameRow.__table__.c[p] for p in PROB_COLUMNS])
-        .select_from(VideoFrameRow).join(VideoRow, VideoRow.id == VideoFrameRow.video_id)
-        .join(Ad, Ad.id == VideoRow.ad_id).join(Campaign, Campaign.id == Ad.campaign_id).where(*near)
-    ).all()
-    schema = {"campaign": pl.String, "ad": pl.String, "video": pl.String, "time_ms": pl.Int64,
-              **{p: pl.Float64 for p in PROB_COLUMNS}}
-    frames = pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+        .where(*near).group_by(Campaign.name, Ad.name, Ad.id)).all()
+    schema = {"video": pl.String, "time_ms": pl.Int64, **{p: pl.Float64 for p in PROB_COLUMNS}}
     traces: dict[tuple[str, str], AdTrace] = {}
-    for (campaign, ad), (videos, ok) in sorted(counts.items()):
-        mine = frames.filter((pl.col("campaign") == campaign) & (pl.col("ad") == ad))
+    for campaign, ad, ad_id, videos, ok in sorted(counts, key=lambda r: (r[0], r[1])):
+        if (campaign, ad) not in wanted:
+            continue
+        # one ad's frames at a time: memory follows the largest ad, not the database
+        rows = session.execute(
+            select(VideoRow.path, VideoFrameRow.time_ms, *[VideoFrameRow.__table__.c[p] for p in PROB_COLUMNS])
+            .select_from(VideoFrameRow).join(VideoRow, VideoRow.id == VideoFrameRow.video_id)
+            .where(VideoRow.ad_id == ad_id)).all()
         seconds: tuple[dict, ...] = ()
         moments: tuple = ()
-        if mine.height:
-            trace = second_trace(mine.drop("campaign", "ad"), min_faces=min_faces)
+        if rows:
+            trace = second_trace(pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row"),
+                                 min_faces=min_faces)
             seconds = tuple(trace.to_dicts())
             moments = tuple(strongest_moments(trace))
-        traces[(campaign, ad)] = AdTrace(videos=videos, videos_ok=ok, min_faces=min_faces, seconds=seconds,
-                                         moments=moments)
+        traces[(campaign, ad)] = AdTrace(videos=int(videos), videos_ok=int(ok or 0), min_faces=min_faces,
+                                         seconds=seconds, moments=moments)
     return traces
-

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from ..aggregate.tables import VALENCE_NEGATIVE, VALENCE_POSITIVE, Z95, _check_min_faces
+from ..aggregate.tables import Z95, check_min_faces
+from ..labels import VALENCE_NEGATIVE, VALENCE_POSITIVE
 from ..exceptions import ConfigError, ReportError
 from ..labels import EMOTIONS
 
@@ -73,7 +74,7 @@ def second_trace(frames: pl.DataFrame, *, min_faces: int = 10, by: Sequence[str]
         the ``by`` columns, ``second``, ``viewers``, ``frames``, ``count_<e>``, ``share_<e>``,
         ``mean_p_<e>``, ``valence``, ``valence_sd``, ``valence_low``, ``valence_high``, ``suppressed``.
     """
-    min_faces = _check_min_faces(min_faces)
+    min_faces = check_min_faces(min_faces)
     if until_s is not None and (isinstance(until_s, bool) or not isinstance(until_s, int) or until_s < 0):
         raise ConfigError(f"until_s must be an integer >= 0. Received: until_s={until_s!r}")
     by = list(by)
