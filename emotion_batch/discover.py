@@ -28,10 +28,10 @@ VIDEO_EXTENSIONS = frozenset(VIDEO_SUFFIXES)
 KINDS = ("image", "video")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """An image (or, ``kind="video"``, a recording) found under ROOT; ``path`` is relative to ROOT with forward
-    slashes."""
+    slashes. (Slots: a run holds one per file of ROOT, ``Walk``.)"""
 
     campaign: str
     ad: str
@@ -43,6 +43,8 @@ class Candidate:
 
 @dataclass
 class WalkStats:
+    """What a walk skipped, by cause, and the folders it could not read (``(path, reason)``)."""
+
     hidden: int = 0
     not_image: int = 0  # neither an image nor, when videos are walked, a video
     outside_ad: int = 0
@@ -136,3 +138,32 @@ def walk_ads(root: str | Path, stats: WalkStats | None = None, *, follow_symlink
             ]
             found.sort(key=lambda c: c.kind != "image")  # images first, each kind in walk order
             yield campaign.name, ad.name, found
+
+
+@dataclass
+class Walk:
+    """One walk of ROOT, held whole: a run walks once (``walk_root``), sizes its progress bar from
+    ``candidates`` and makes its tasks from ``ads`` (about 250 bytes a file).
+
+    Attributes:
+        ads: ``(campaign, ad, candidates)`` for every ad folder, as ``walk_ads`` yields them.
+        stats: what the walk skipped.
+    """
+
+    ads: list[tuple[str, str, list[Candidate]]]
+    stats: WalkStats
+
+    @property
+    def candidates(self) -> int:
+        """The files found: images, and recordings where the walk took them."""
+        return sum(len(found) for _, _, found in self.ads)
+
+
+def walk_root(root: str | Path, *, follow_symlinks: bool = False, videos: bool = False) -> Walk:
+    """Walk ROOT once, whole (``walk_ads`` with the same options).
+
+    Raises:
+        ConfigError: ``root`` is not a readable folder.
+    """
+    stats = WalkStats()
+    return Walk(list(walk_ads(root, stats, follow_symlinks=follow_symlinks, videos=videos)), stats)
