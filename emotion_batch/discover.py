@@ -1,5 +1,5 @@
 """Walk ``ROOT/<campaign>/<ad>/**/<image>`` and list candidate image files, cheaply (no decoding), and, with
-``videos=True``, the viewer recordings beside them (``video.decode.VIDEO_SUFFIXES``; ``Candidate.kind``).
+``videos=True``, the viewer recordings beside them (``VIDEO_EXTENSIONS``; ``Candidate.kind``).
 
 Hidden files and folders (a leading ``.``) and files whose extension is not an image's are skipped
 and counted; folders that cannot be read are recorded, never fatal. Special files (FIFOs, sockets,
@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .exceptions import ConfigError
-from .video.decode import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
-VIDEO_EXTENSIONS = frozenset(VIDEO_SUFFIXES)
+#: File suffixes read as viewer recordings (lower case).
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi"})
 #: Values of ``Candidate.kind``.
 KINDS = ("image", "video")
 
@@ -143,7 +143,7 @@ def walk_ads(root: str | Path, stats: WalkStats | None = None, *, follow_symlink
 @dataclass
 class Walk:
     """One walk of ROOT, held whole: a run walks once (``walk_root``), sizes its progress bar from
-    ``candidates`` and makes its tasks from ``ads`` (about 250 bytes a file).
+    ``candidates`` and makes its tasks from ``ads`` (about 220 bytes a file: 21 MiB for 100,000).
 
     Attributes:
         ads: ``(campaign, ad, candidates)`` for every ad folder, as ``walk_ads`` yields them.
