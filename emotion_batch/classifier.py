@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,43 +43,39 @@ BACKENDS = ("auto", "keras", "litert")
 
 
 @dataclass(frozen=True)
-class ModelInfo:
-    """A model file and what the manifest records of it.
-
-    ``litert`` is the model's dynamic-range quantized TFLite file (int8 weights, run by the LiteRT
-    interpreter without TensorFlow) when the manifest has one; its accuracy is in the model card.
-    """
-
-    name: str
-    path: Path
-    sha256: str | None
-    size: int
-    channels: int
-    card: Path | None = None
-    litert: Path | None = None
-    litert_sha256: str | None = None
-
-
-@dataclass(frozen=True)
 class ModelFile:
-    """The one file a classifier runs, checked against its recorded hash, and how it runs it.
+    """Which file classifies, on which backend, with which hash: the model of a run, resolved once
+    (``locate_model``) and passed down. Later layers read it and decide nothing again; the Ray engine ships
+    it to its actors, which check the hash on their node (``verify``) before loading it.
 
     Attributes:
         name: the model's name (the manifest's, or the file's stem).
-        path: the ``.keras`` or ``.tflite`` file.
-        sha256: the file's actual sha256 (equal to the recorded one where there is one).
+        path: the absolute path of the ``.keras`` or ``.tflite`` file the backend runs.
         backend: ``keras`` (TensorFlow, a GPU where one is visible) or ``litert`` (the LiteRT interpreter, CPU).
+        sha256: the file's actual sha256 (equal to the recorded one where there is one).
+        card: the bundled model's card (Markdown); None for a file given by path.
     """
 
     name: str
     path: Path
-    sha256: str
     backend: str
+    sha256: str
+    card: Path | None = None
 
     @property
     def model_id(self) -> str:
         """The id written with every face: ``<name>@<first 12 hex digits of the file's sha256>``."""
         return f"{self.name}@{self.sha256[:12]}"
+
+    def verify(self) -> "ModelFile":
+        """This description, after checking that the file at ``path`` here still has its sha256 (a Ray actor's
+        node may hold another file at the same path).
+
+        Raises:
+            ModelError: the file is missing or its hash differs.
+        """
+        _check_file(self.path, self.sha256)
+        return self
 
 
 def bundled_models() -> dict:
@@ -107,12 +103,10 @@ def manifest_entry(model_id: str, manifest: Mapping | None) -> tuple[Mapping, Ma
     return None
 
 
-def resolve_model(model: str | None = None, *, sha256: str | None = None) -> ModelInfo:
-    """Find a model: ``None`` gives the bundled default, a name gives a bundled model, a path any file.
-
-    A file given by path is checked against ``sha256`` when that is given; its input shape is read from
-    the model itself when it is loaded.
-    """
+def _model_files(model: str | None, sha256: str | None) -> tuple[str, dict[str, tuple[Path, str | None]], Path | None]:
+    """A model's name, its files by backend (``keras``, ``litert``: the path and the recorded sha256, if any)
+    and its card: ``None`` gives the bundled default, a name a bundled model, a path that one file (checked
+    against ``sha256`` when given; a ``.tflite`` file is LiteRT's, any other Keras')."""
     if model is None or not (model.endswith((".keras", ".tflite")) or Path(model).is_file()):
         manifest = bundled_models()
         name = model or manifest["default"]
@@ -121,16 +115,21 @@ def resolve_model(model: str | None = None, *, sha256: str | None = None) -> Mod
             raise ConfigError(f"Unknown bundled model; expected one of {sorted(entries)}. Received: model={name!r}")
         entry = entries[name]
         folder = asset_dir("models")
-        card = folder / entry["card"] if entry.get("card") else None
+        files = {"keras": (folder / entry["file"], entry["sha256"])}
         litert = entry.get("litert") or {}
-        return ModelInfo(name=name, path=folder / entry["file"], sha256=entry["sha256"],
-                         size=entry["input"]["size"], channels=entry["input"]["channels"], card=card,
-                         litert=folder / litert["file"] if litert.get("file") else None,
-                         litert_sha256=litert.get("sha256"))
+        if litert.get("file"):
+            files["litert"] = (folder / litert["file"], litert.get("sha256"))
+        return name, files, folder / entry["card"] if entry.get("card") else None
     path = Path(model)
     if not path.is_file():
         raise ModelError(f"Model file not found. Received: model={model!r}")
-    return ModelInfo(name=path.stem, path=path, sha256=sha256, size=0, channels=0)
+    return path.stem, {"litert" if path.suffix == ".tflite" else "keras": (path, sha256)}, None
+
+
+def model_backends(model: str | None = None) -> tuple[str, ...]:
+    """The backends a model has a file for: ``keras`` and/or ``litert`` (a bundled model's, or a file's by its
+    suffix)."""
+    return tuple(_model_files(model, None)[1])
 
 
 def gpu_visible() -> bool:
@@ -141,39 +140,43 @@ def gpu_visible() -> bool:
     return any(Path("/dev").glob("nvidia[0-9]*"))
 
 
-def choose_backend(info: ModelInfo, backend: str = "auto") -> str:
-    """The backend a model runs on: ``auto`` takes LiteRT where the model has a LiteRT file and no GPU is
-    visible, TensorFlow/Keras otherwise; a ``.tflite`` file runs on LiteRT only."""
-    is_tflite = info.path.suffix == ".tflite"
+def choose_backend(available: Collection[str], backend: str = "auto", *, gpu: bool | None = None,
+                   model: str | None = None) -> str:
+    """The backend a model runs on, given the backends it has a file for (``model_backends``): ``auto`` takes
+    LiteRT where the model has a LiteRT file and the classifier has no GPU, TensorFlow/Keras otherwise; a
+    ``.tflite`` file runs on LiteRT only. The one place the backend is decided.
+
+    Args:
+        available: the backends the model has a file for.
+        backend: ``auto``, ``keras`` or ``litert``.
+        gpu: whether the classifier runs with a GPU (Ray actors given a GPU share); None: whether this
+            machine shows one (``gpu_visible``).
+        model: the model as named, for messages.
+    """
     if backend == "auto":
-        if is_tflite:
+        if "keras" not in available:
             return "litert"
-        return "litert" if info.litert is not None and not gpu_visible() else "keras"
+        if "litert" in available and not (gpu_visible() if gpu is None else gpu):
+            return "litert"
+        return "keras"
     if backend == "keras":
-        if is_tflite:
-            raise ConfigError(f"A .tflite file runs on the litert backend only. Received: model={str(info.path)!r}, backend='keras'")
+        if "keras" not in available:
+            raise ConfigError(f"A .tflite file runs on the litert backend only. Received: model={model!r}, backend='keras'")
         return "keras"
     if backend == "litert":
-        if not is_tflite and info.litert is None:
+        if "litert" not in available:
             raise ConfigError("backend='litert' needs a bundled model with a LiteRT file or a .tflite path. "
-                              f"Received: model={info.name!r}, backend='litert'")
+                              f"Received: model={model!r}, backend='litert'")
         return "litert"
     raise ConfigError(f"backend must be one of {list(BACKENDS)}. Received: backend={backend!r}")
 
 
-def locate_model(model: str | None = None, *, sha256: str | None = None, backend: str = "auto") -> ModelFile:
-    """Find a model as ``resolve_model`` does, pick its backend and check that file against its sha256.
+def _check_file(path: Path, expected: str | None) -> str:
+    """The sha256 of a model file, checked against ``expected`` where there is one.
 
     Raises:
-        ConfigError: an unknown model or backend, or a backend the model has no file for.
-        ModelError: the file is missing or its hash differs from the recorded one.
+        ModelError: the file is missing or its hash differs from ``expected``.
     """
-    info = resolve_model(model, sha256=sha256)
-    chosen = choose_backend(info, backend)
-    if chosen == "litert" and info.path.suffix != ".tflite":
-        path, expected = info.litert, info.litert_sha256
-    else:
-        path, expected = info.path, info.sha256
     if not path.is_file():
         raise ModelError(f"Model file is missing. Received: path={str(path)!r}")
     actual = sha256_file(path)
@@ -182,18 +185,40 @@ def locate_model(model: str | None = None, *, sha256: str | None = None, backend
             f"Model file does not match its recorded sha256 (corrupt or replaced). "
             f"Received: path={str(path)!r}, sha256={actual}, expected={expected}"
         )
-    return ModelFile(name=info.name, path=path, sha256=actual, backend=chosen)
+    return actual
+
+
+def locate_model(model: str | None = None, *, sha256: str | None = None, backend: str = "auto",
+                 gpu: bool | None = None) -> ModelFile:
+    """Resolve a run's model once: find its files (``None``: the bundled default; a name: a bundled model; a
+    path: any file), choose the backend (``choose_backend``, with ``gpu``) and check that file's sha256.
+
+    Raises:
+        ConfigError: an unknown model or backend, or a backend the model has no file for.
+        ModelError: the file is missing or its hash differs from the recorded one (or from ``sha256``).
+    """
+    name, files, card = _model_files(model, sha256)
+    chosen = choose_backend(files, backend, gpu=gpu, model=model or name)
+    path, expected = files[chosen]
+    return ModelFile(name=name, path=path.resolve(), backend=chosen, sha256=_check_file(path, expected), card=card)
 
 
 def load_classifier(model: str | None = None, *, sha256: str | None = None, batch_size: int = 256,
                     backend: str = "auto", threads: int | None = None):
-    """Build the classifier of a job: ``locate_model`` then a ``Classifier`` (Keras) or a
-    ``LiteRTClassifier``, both with the same ``predict``, ``size``, ``channels``, ``model_id`` and ``device``.
-    ``threads`` applies to LiteRT (default: one per core)."""
-    ref = locate_model(model, sha256=sha256, backend=backend)
+    """Build the classifier of a job: ``locate_model`` then ``open_classifier``."""
+    return open_classifier(locate_model(model, sha256=sha256, backend=backend), batch_size=batch_size,
+                           threads=threads)
+
+
+def open_classifier(ref: ModelFile, *, batch_size: int = 256, threads: int | None = None):
+    """The classifier of a located model file: a ``Classifier`` (Keras) or a ``LiteRTClassifier``, both with the
+    same ``predict``, ``size``, ``channels``, ``model_id`` (the file's) and ``device``. ``threads`` applies to
+    LiteRT (default: one per core)."""
     if ref.backend == "litert":
         return LiteRTClassifier(ref.path, model_id=ref.model_id, batch_size=batch_size, threads=threads)
-    return Classifier.from_file(ref, batch_size=batch_size)
+    if ref.backend == "keras":
+        return Classifier.from_file(ref, batch_size=batch_size)
+    raise ConfigError(f"backend must be 'keras' or 'litert'. Received: backend={ref.backend!r}")
 
 
 class _BatchPredictor:

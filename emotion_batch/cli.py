@@ -32,10 +32,10 @@ def _quiet_tensorflow(verbose: int = 0, *, model: str | None = None, backend: st
     if verbose:
         return
     if backend is not None:  # a command whose model may run on LiteRT: no TensorFlow for it to quiet
-        from .classifier import choose_backend, resolve_model
+        from .classifier import locate_model
 
         try:
-            if choose_backend(resolve_model(model), backend) == "litert":
+            if locate_model(model, backend=backend).backend == "litert":
                 return
         except EmotionBatchError:
             pass  # the command itself reports the bad model or backend

@@ -11,7 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 from .config import Settings
 from .exceptions import DatabaseError
-from .pipeline import RunOptions, RunSummary, count_candidates, run_batch
+from .pipeline import RunOptions, RunSummary, run_batch
 from .store.messages import safe_url
 from .store.session import has_schema, init_db, make_engine
 
@@ -31,7 +31,8 @@ def run_job(settings: Settings, options: RunOptions, *, progress: Callable[[int]
         settings: database, reports folder, model.
         options: the batch options.
         progress: called with the number of files handled since its last call.
-        on_total: called once with the number of candidate image files and recordings (for a progress bar).
+        on_total: called once with the number of image files and recordings found (for a progress bar), from
+            the run's one walk of ROOT.
         classifier: a ready ``Classifier`` (tests pass a tiny one); loaded from ``settings`` when None.
             The Ray engine (``options.engine="ray"``) ignores it: its actors load ``settings.model``.
         render: render the reports of the ads with new results.
@@ -39,18 +40,16 @@ def run_job(settings: Settings, options: RunOptions, *, progress: Callable[[int]
     Returns:
         The run's summary and what was rendered (nothing when ``render`` is false or no ad has new results).
     """
-    from .classifier import load_classifier
+    from .classifier import load_classifier, locate_model
     from .reports import ReportsWritten
 
     options.validate()
-    if on_total is not None:
-        on_total(count_candidates(options.root, follow_symlinks=options.follow_symlinks, videos=True))
     model = None
     if options.engine == "ray":
-        from .engines.ray_engine import ModelRef, run_batch_ray
+        from .engines.ray_engine import actor_gpu, run_batch_ray
 
-        model = ModelRef.resolve(settings.model, sha256=settings.model_sha256, batch_size=options.batch_size,
-                                 gpus=options.ray_gpus, backend=settings.backend)
+        model = locate_model(settings.model, sha256=settings.model_sha256, backend=settings.backend,
+                             gpu=actor_gpu(options))
     elif classifier is None:
         classifier = load_classifier(settings.model, sha256=settings.model_sha256, batch_size=options.batch_size,
                                      backend=settings.backend)
@@ -58,9 +57,9 @@ def run_job(settings: Settings, options: RunOptions, *, progress: Callable[[int]
     try:
         factory = sessionmaker(bind=engine, expire_on_commit=False)
         if model is not None:
-            summary = run_batch_ray(factory, model, options, progress=progress)
+            summary = run_batch_ray(factory, model, options, progress=progress, on_total=on_total)
         else:
-            summary = run_batch(factory, classifier, options, progress=progress)
+            summary = run_batch(factory, classifier, options, progress=progress, on_total=on_total)
         written = ReportsWritten()
         if render and summary.ads_with_new_results:
             written = render_reports(factory, settings, ads=summary.ads_with_new_results)

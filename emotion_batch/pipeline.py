@@ -26,8 +26,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.exc import SQLAlchemyError
 
-from .discover import Candidate, WalkStats, walk_ads
-from .exceptions import ConfigError, DatabaseError, ImageError
+from .discover import Candidate, Walk, walk_root
+from .exceptions import ConfigError, DatabaseError, EngineError, ImageError
 from .faces import DETECTORS, build_detector
 from .imaging import DEFAULT_MAX_PIXELS, DEFAULT_WORK_SIDE, decode_image
 from .preprocess import faces_to_tensors
@@ -89,6 +89,11 @@ class RunOptions:
 
 @dataclass
 class RunSummary:
+    """What one run did, counted as it goes: returned by ``run_batch``, printed by ``emotion-batch run``
+    (``--json``: ``as_dict``). Images and recordings are counted apart (``videos_*``); ``failures`` names the
+    first 100 files that gave no ok row, and ``ads_with_new_results`` the ads whose reports are rendered again.
+    """
+
     run_id: int | None = None
     status: str = "running"
     images_found: int = 0
@@ -139,6 +144,9 @@ class RunSummary:
 
 @dataclass(frozen=True)
 class Task:
+    """One new or changed image to analyse: its ad's id, ROOT and the file, and what is stored of it
+    (``existing_id``, ``known_sha256``: None for a new file; equal content found by the hash is only touched)."""
+
     ad_id: int
     root: str
     candidate: Candidate
@@ -148,6 +156,10 @@ class Task:
 
 @dataclass
 class Outcome:
+    """What analysing one ``Task`` gave: its status, and for ``ok`` its boxes (original pixels) with their
+    model tensors, which ``classify_outcomes`` turns into ``probs`` and drops. ``same_content`` means the file's
+    hash is the stored one: nothing to write but its new size and mtime."""
+
     task: Task
     sha256: str | None
     status: str  # ok | no_face | unreadable | unsupported | same_content
@@ -238,14 +250,18 @@ CALL_BYTES = 1 << 20
 class Executor(Protocol):
     """Turns tasks into outcomes: the local worker pool, or an engine's (``engines/``).
 
-    ``map`` may yield outcomes in any order and may classify them already (``Outcome.probs`` set);
-    ``close`` ends its workers (``terminate=True`` after an error or Ctrl-C) and returns when they are gone.
-    ``worker_deaths`` counts worker processes that died during ``map`` (0 where the engine recovers on its own);
-    ``run_batch`` reads it after ``map`` to set the run's status. An executor may also have
-    ``map_videos(tasks) -> Iterator[(VideoTask, VideoRecord | None)]`` (``video.batch``), one video per task;
-    without it the recordings are analysed in this process with the run's classifier.
+    ``map`` may yield outcomes in any order. ``close`` ends its workers (``terminate=True`` after an error or
+    Ctrl-C) and returns when they are gone. ``worker_deaths`` counts worker processes that died during ``map``
+    (0 where the engine recovers on its own); ``run_batch`` reads it after ``map`` to set the run's status.
+
+    ``classifies`` says who classifies. False: ``map`` yields tensors and ``run_batch`` classifies them in this
+    process with the run's classifier, which also analyses the recordings. True: the executor runs the model
+    itself; ``map`` yields outcomes with ``probs`` set wherever there are faces (``run_batch`` checks every one),
+    ``map_videos(tasks) -> Iterator[(VideoTask, VideoRecord | None)]`` analyses the recordings (``video.batch``,
+    one video per task) and ``device`` names where the model runs (the run summary's).
     """
 
+    classifies: bool
     worker_deaths: int
 
     def map(self, tasks: Iterator[Task]) -> Iterator[Outcome]: ...
@@ -264,6 +280,8 @@ class _Executor:
         analyser: what each worker builds from ``(options, size, channels)`` and calls on each task
             (tests pass one that crashes on chosen files).
     """
+
+    classifies = False  # the main process classifies, in large batches
 
     def __init__(self, options: RunOptions, size: int, channels: int, *, analyser=Analyser) -> None:
         from .workers import WorkerPool
@@ -308,48 +326,54 @@ def _died(task: Task, how: str) -> Outcome:
 # ---- the main side ---------------------------------------------------------------------------------
 
 
-def count_candidates(root: str, *, follow_symlinks: bool = False, videos: bool = False) -> int:
-    """Image files (and, with ``videos``, recordings) under ROOT: the length of a run's progress bar."""
-    return sum(len(c) for _, _, c in walk_ads(root, WalkStats(), follow_symlinks=follow_symlinks, videos=videos))
-
-
 def run_batch(
     session_factory: sessionmaker[Session],
     classifier,
     options: RunOptions,
     *,
     progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
     executor: Callable[[], Executor] | None = None,
 ) -> RunSummary:
-    """Process every new or changed image under ``options.root`` and store the results.
+    """Process every new or changed image and recording under ``options.root`` and store the results.
 
-    Takes the database's run lock (``RunLockedError`` when another run holds it), creates the schema on an
-    empty database and refuses an outdated one (``SchemaError``: run ``emotion-batch db upgrade``),
-    records a ``runs`` row, and commits every ``chunk_images`` images (each image with all its faces,
-    atomically), so an interrupted run loses at most one uncommitted chunk and the next run finishes the rest.
-    ``progress`` is called with the number of files handled since the last call.
+    Takes the database's run lock (``RunLockedError`` when another run holds it), walks ROOT once
+    (``discover.walk_root``), creates the schema on an empty database and refuses an outdated one
+    (``SchemaError``: run ``emotion-batch db upgrade``), records a ``runs`` row, and commits every
+    ``chunk_images`` images (each image with all its faces, atomically), so an interrupted run loses at most
+    one uncommitted chunk and the next run finishes the rest.
 
-    ``executor`` builds what turns tasks into outcomes (default: the local worker processes of
-    ``options.workers``); the Ray engine passes its own and a ``classifier`` that only names the model,
-    since its actors classify. Discovery, the incremental skip, the lock, the runs row and every write
-    stay here, whatever the executor.
+    Args:
+        session_factory: sessions on the results database (written from this process only).
+        classifier: the run's classifier (``classifier.load_classifier``), called in this process; with an
+            executor that classifies (``Executor.classifies``), the ``classifier.ModelFile`` it runs, read
+            for its ``model_id`` alone.
+        options: the run's options.
+        progress: called with the number of files handled since its last call.
+        on_total: called once, before any file is handled, with the number of files the walk found (images
+            and recordings): the length of a progress bar.
+        executor: builds what turns tasks into outcomes (default: the local worker processes of
+            ``options.workers``); the Ray engine passes its own. Discovery, the incremental skip, the lock,
+            the runs row and every write stay here, whatever the executor.
     """
     options.validate()
     engine = session_factory.kw["bind"]
-    summary = RunSummary(detector=options.detector, model_id=classifier.model_id,
-                         device=getattr(classifier, "device", "CPU"))
+    summary = RunSummary(detector=options.detector, model_id=classifier.model_id)
     started = time.monotonic()
     try:
         with run_lock(engine) as locked:
+            walk = walk_root(options.root, follow_symlinks=options.follow_symlinks, videos=True)
+            if on_total is not None:
+                on_total(walk.candidates)
             init_db(engine)  # under the lock: two first runs on an empty database do not both create it
-            _run_locked(session_factory, classifier, options, summary, locked, started, progress, executor)
+            _run_locked(session_factory, classifier, options, walk, summary, locked, started, progress, executor)
     except SQLAlchemyError as exc:  # one line for the CLI, naming the database and the cause
         raise DatabaseError(f"Writing to the database {safe_url(engine.url)} failed: {db_reason(exc)}") from exc
     return summary
 
 
-def _run_locked(session_factory, classifier, options: RunOptions, summary: RunSummary, locked: bool, started: float,
-                progress, executor) -> None:
+def _run_locked(session_factory, classifier, options: RunOptions, walk: Walk, summary: RunSummary, locked: bool,
+                started: float, progress, executor) -> None:
     """The run itself, under the lock on a database with the schema: its row, the images, its end."""
     with session_factory.begin() as session:
         run = Run(root=str(Path(options.root).resolve()), detector=options.detector, model_id=classifier.model_id,
@@ -362,15 +386,19 @@ def _run_locked(session_factory, classifier, options: RunOptions, summary: RunSu
     if summary.runs_marked_interrupted:
         log.warning("runs %s never recorded their end (killed?): marked interrupted",
                     summary.runs_marked_interrupted)
-    runner = executor() if executor is not None else _Executor(options, classifier.size, classifier.channels)
+    runner = None
     try:
-        _process(session_factory, classifier, options, runner, summary, progress)
+        runner = executor() if executor is not None else _Executor(options, classifier.size, classifier.channels)
+        summary.device = runner.device if runner.classifies else classifier.device
+        _process(session_factory, classifier, options, walk, runner, summary, progress)
     except KeyboardInterrupt:
-        runner.close(terminate=True)
+        if runner is not None:
+            runner.close(terminate=True)
         _finish_run(session_factory, summary, "interrupted", "interrupted by the user", started)
         raise
     except BaseException as exc:
-        runner.close(terminate=True)
+        if runner is not None:
+            runner.close(terminate=True)
         _finish_run(session_factory, summary, "failed", f"{type(exc).__name__}: {exc}", started)
         raise
     summary.worker_deaths = runner.worker_deaths
@@ -398,14 +426,14 @@ def _finish_run(session_factory, summary: RunSummary, status: str, error: str | 
         log.error("could not record the end of run %s: %s", summary.run_id, exc)
 
 
-def _tasks(session_factory, options: RunOptions, summary: RunSummary, stats: WalkStats,
-           touched: list, progress, videos: list) -> Iterator[Task]:
-    """The image tasks, ad by ad; the ads' new or changed recordings are appended to ``videos``."""
+def _tasks(session_factory, options: RunOptions, walk: Walk, summary: RunSummary, progress,
+           videos: list) -> Iterator[Task]:
+    """The image tasks of the walk, ad by ad; the ads' new or changed recordings are appended to ``videos``."""
     from .video.batch import VideoTask
     from .video.sidecar import sidecar_stamp
 
     root = str(Path(options.root).resolve())
-    for campaign, ad, found in walk_ads(options.root, stats, follow_symlinks=options.follow_symlinks, videos=True):
+    for campaign, ad, found in walk.ads:
         candidates = [c for c in found if c.kind == "image"]
         recordings = [c for c in found if c.kind == "video"]
         summary.images_found += len(candidates)
@@ -438,8 +466,12 @@ def _tasks(session_factory, options: RunOptions, summary: RunSummary, stats: Wal
             progress(skipped)
 
 
-def _process(session_factory, classifier, options, executor: Executor, summary: RunSummary, progress) -> None:
-    stats = WalkStats()
+def _process(session_factory, classifier, options: RunOptions, walk: Walk, executor: Executor, summary: RunSummary,
+             progress) -> None:
+    """The heart of a run: the walk's tasks through ``executor``, their outcomes classified (here, unless the
+    executor classifies) and written in chunks of ``options.chunk_images`` images or ``options.batch_size``
+    faces; unchanged content only touched (size, mtime); then the recordings, one transaction each; then the
+    walk's counts on ``summary``."""
     touched: list[tuple[int, int, int]] = []
     pending: list[Outcome] = []
     pending_faces = 0
@@ -450,7 +482,11 @@ def _process(session_factory, classifier, options, executor: Executor, summary: 
         nonlocal pending, pending_faces, touched
         if not pending and not touched:
             return
-        records = _classify(classifier, pending)
+        if executor.classifies:
+            _check_classified(pending, executor)
+        else:
+            classify_outcomes(classifier, pending)
+        records = _records(pending)
         try:
             with session_factory.begin() as session:
                 summary.faces += write_images(session, summary.run_id, records, model_id=classifier.model_id)
@@ -470,7 +506,7 @@ def _process(session_factory, classifier, options, executor: Executor, summary: 
             progress(len(pending) + len(touched))
         pending, pending_faces, touched = [], 0, []
 
-    for outcome in executor.map(_tasks(session_factory, options, summary, stats, touched, progress, videos)):
+    for outcome in executor.map(_tasks(session_factory, options, walk, summary, progress, videos)):
         if outcome.status == "same_content":
             c = outcome.task.candidate
             touched.append((outcome.task.existing_id, c.size, c.mtime_ns))
@@ -484,9 +520,8 @@ def _process(session_factory, classifier, options, executor: Executor, summary: 
     if videos:
         from .video.batch import run_videos, store_videos
 
-        map_videos = getattr(executor, "map_videos", None)
-        if map_videos is not None:  # the executor analyses them (Ray actors); this process writes them
-            changed = store_videos(session_factory, map_videos(videos), summary, run_id=summary.run_id,
+        if executor.classifies:  # the executor analyses them (Ray actors); this process writes them
+            changed = store_videos(session_factory, executor.map_videos(videos), summary, run_id=summary.run_id,
                                    model_id=classifier.model_id, progress=progress)
         else:  # here, with the run's classifier
             changed = run_videos(session_factory, classifier, videos, summary, run_id=summary.run_id,
@@ -494,6 +529,7 @@ def _process(session_factory, classifier, options, executor: Executor, summary: 
                                  min_score=options.min_score, min_face=options.min_face, level=options.level_eyes,
                                  reprocess=options.reprocess, progress=progress)
         new_ads.update(dict.fromkeys(changed))  # their reports show the viewers' trace
+    stats = walk.stats
     summary.hidden_skipped = stats.hidden
     summary.non_images_skipped = stats.not_image
     summary.special_skipped = stats.special
@@ -503,9 +539,8 @@ def _process(session_factory, classifier, options, executor: Executor, summary: 
 
 
 def classify_outcomes(classifier, outcomes: Iterable[Outcome]) -> None:
-    """Set ``probs`` on every outcome with faces and no probabilities yet, in one batched ``predict``
-    call, and drop its tensors."""
-    todo = [o for o in outcomes if o.probs is None and o.tensors is not None and len(o.tensors)]
+    """Set ``probs`` on every outcome with face tensors, in one batched ``predict`` call, and drop the tensors."""
+    todo = [o for o in outcomes if o.tensors is not None and len(o.tensors)]
     if not todo:
         return
     probs = classifier.predict(np.concatenate([o.tensors for o in todo]))
@@ -516,8 +551,18 @@ def classify_outcomes(classifier, outcomes: Iterable[Outcome]) -> None:
         o.tensors = None
 
 
-def _classify(classifier, outcomes: list[Outcome]) -> list[ImageRecord]:
-    classify_outcomes(classifier, outcomes)
+def _check_classified(outcomes: list[Outcome], executor: Executor) -> None:
+    """The contract of an executor that classifies: every outcome with faces comes with one row of
+    probabilities per face."""
+    for o in outcomes:
+        if o.boxes and (o.probs is None or len(o.probs) != len(o.boxes)):
+            raise EngineError(f"{type(executor).__name__} classifies, yet returned {o.task.candidate.path} "
+                              f"({len(o.boxes)} faces) without one row of probabilities per face. Received: "
+                              f"probs={None if o.probs is None else np.shape(o.probs)}")
+
+
+def _records(outcomes: list[Outcome]) -> list[ImageRecord]:
+    """The rows of classified outcomes."""
     records = []
     for o in outcomes:
         c = o.task.candidate

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from emotion_batch.classifier import (
-    Classifier, LiteRTClassifier, ModelInfo, bundled_models, choose_backend, load_classifier, locate_model,
+    Classifier, LiteRTClassifier, bundled_models, choose_backend, load_classifier, locate_model,
 )
 from emotion_batch.exceptions import ConfigError, ModelError
 from emotion_batch.labels import EMOTIONS
@@ -86,15 +86,16 @@ def test_backend_choice(monkeypatch, tmp_path):
     import emotion_batch.classifier as classifier
 
     real_gpu_visible = classifier.gpu_visible
-    keras_only = ModelInfo("m", tmp_path / "m.keras", None, 48, 1)
-    both = ModelInfo("m", tmp_path / "m.keras", None, 48, 1, litert=tmp_path / "m.quant.tflite")
-    tflite = ModelInfo("m", tmp_path / "m.tflite", None, 0, 0)
+    keras_only, both, tflite = {"keras"}, {"keras", "litert"}, {"litert"}  # the backends a model has a file for
     monkeypatch.setattr(classifier, "gpu_visible", lambda: False)
     assert choose_backend(both) == "litert" and choose_backend(keras_only) == "keras"
     assert choose_backend(tflite) == "litert" and choose_backend(both, "keras") == "keras"
     monkeypatch.setattr(classifier, "gpu_visible", lambda: True)
     assert choose_backend(both) == "keras"  # a GPU runs the Keras file
     assert choose_backend(both, "litert") == "litert"
+    assert choose_backend(both, gpu=False) == "litert" and choose_backend(keras_only, gpu=False) == "keras"
+    monkeypatch.setattr(classifier, "gpu_visible", lambda: False)
+    assert choose_backend(both, gpu=True) == "keras"  # Ray actors given a GPU share, whatever this machine has
     with pytest.raises(ConfigError, match="needs a bundled model with a LiteRT file"):
         choose_backend(keras_only, "litert")
     with pytest.raises(ConfigError, match="runs on the litert backend only"):

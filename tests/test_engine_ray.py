@@ -16,7 +16,8 @@ from emotion_batch.store.session import make_engine
 ray = pytest.importorskip("ray", reason="the Ray engine needs the ray extra: pip install 'emotion-batch[ray]'")
 pytest.importorskip("ray.data", reason="the Ray engine needs Ray Data: pip install 'emotion-batch[ray]'")
 
-from emotion_batch.engines.ray_engine import ModelRef, run_batch_ray  # noqa: E402
+from emotion_batch.classifier import locate_model  # noqa: E402
+from emotion_batch.engines.ray_engine import run_batch_ray  # noqa: E402
 
 FACE_QUERY = text("SELECT campaign, ad, image_path, face_index, x, y, w, h, detection_score, top_emotion, p_angry, "
                   "p_disgust, p_fear, p_happy, p_neutral, p_sad, p_surprise, model_id FROM face_results")
@@ -55,10 +56,12 @@ def test_ray_engine_gives_the_local_rows_and_reruns_add_nothing(local_ray, tiny_
     local = _factory(tmp_path / "local.sqlite")
     distributed = _factory(tmp_path / "ray.sqlite")
     run_batch(local, tiny_classifier, RunOptions(root=root, workers=0))
-    model = ModelRef.resolve(str(tiny_model_file), batch_size=8)
+    model = locate_model(str(tiny_model_file))
     assert model.model_id == tiny_classifier.model_id
-    # chunk_images=4: several actor calls, several chunks written, two actors busy
-    summary = run_batch_ray(distributed, model, RunOptions(root=root, engine="ray", workers=2, chunk_images=4))
+    # chunk_images=4: several actor calls, several chunks written, two actors busy; batch_size: the actors'
+    # faces per model call, as the local classifier's
+    summary = run_batch_ray(distributed, model, RunOptions(root=root, engine="ray", workers=2, chunk_images=4,
+                                                           batch_size=8))
 
     expected = campaign_tree["expected"]
     assert summary.status == "ok" and summary.processed == len(expected) and summary.device == "ray:CPU"
@@ -72,7 +75,7 @@ def test_ray_engine_gives_the_local_rows_and_reruns_add_nothing(local_ray, tiny_
         assert s.scalars(select(Run.status)).all() == ["ok"]
 
     before = _counts(distributed)
-    again = run_batch_ray(distributed, model, RunOptions(root=root, engine="ray", workers=2))
+    again = run_batch_ray(distributed, model, RunOptions(root=root, engine="ray", workers=2, batch_size=8))
     assert again.processed == 0 and again.unchanged == len(expected)
     assert _counts(distributed) == {**before, "runs": before["runs"] + 1}
 
@@ -80,7 +83,7 @@ def test_ray_engine_gives_the_local_rows_and_reruns_add_nothing(local_ray, tiny_
     changed = campaign_tree["root"] / "summer" / "ad_one" / "single_1.jpg"
     changed.write_bytes((campaign_tree["root"] / "summer" / "ad_one" / "nested" / "deeper" / "GROUP.JPG").read_bytes())
     os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
-    third = run_batch_ray(distributed, model, RunOptions(root=root, engine="ray", workers=2))
+    third = run_batch_ray(distributed, model, RunOptions(root=root, engine="ray", workers=2, batch_size=8))
     run_batch(local, tiny_classifier, RunOptions(root=root, workers=0))
     assert third.processed == 1
     assert _rows(distributed, FACE_QUERY) == _rows(local, FACE_QUERY)
@@ -92,14 +95,14 @@ def test_ray_engine_refuses_bad_options_and_models(tiny_model_file, tmp_path):
     with pytest.raises(ConfigError, match="need engine='ray'"):
         RunOptions(root=str(tmp_path), ray_address="auto").validate()
     with pytest.raises(ModelError, match="sha256"):
-        ModelRef.resolve(str(tiny_model_file), sha256="0" * 64)
+        locate_model(str(tiny_model_file), sha256="0" * 64)
     factory = _factory(tmp_path / "x.sqlite")
     with pytest.raises(ConfigError, match="workers must be 1 or more"):
         from emotion_batch.engines.ray_engine import RayExecutor
 
-        RayExecutor(RunOptions(root=str(tmp_path), engine="ray", workers=0), ModelRef.resolve(str(tiny_model_file)))
+        RayExecutor(RunOptions(root=str(tmp_path), engine="ray", workers=0), locate_model(str(tiny_model_file)))
     with pytest.raises(ConfigError, match="engine='ray'"):
-        run_batch_ray(factory, ModelRef.resolve(str(tiny_model_file)), RunOptions(root=str(tmp_path)))
+        run_batch_ray(factory, locate_model(str(tiny_model_file)), RunOptions(root=str(tmp_path)))
 
 
 def test_an_actor_that_cannot_load_the_model_fails_the_run(local_ray, tiny_model_file, campaign_tree, tmp_path):
@@ -108,7 +111,7 @@ def test_an_actor_that_cannot_load_the_model_fails_the_run(local_ray, tiny_model
     from emotion_batch.exceptions import EngineError
 
     factory = _factory(tmp_path / "ray.sqlite")
-    replaced = dataclasses.replace(ModelRef.resolve(str(tiny_model_file)), sha256="0" * 64)  # the node's file differs
+    replaced = dataclasses.replace(locate_model(str(tiny_model_file)), sha256="0" * 64)  # the node's file differs
     with pytest.raises(EngineError, match="does not match its recorded sha256"):
         run_batch_ray(factory, replaced, RunOptions(root=str(campaign_tree["root"]), engine="ray", workers=1))
     with factory() as s:
@@ -155,11 +158,13 @@ def test_ray_engine_takes_videos_one_per_task_with_the_local_rows(local_ray, tin
     local = _factory(tmp_path / "local.sqlite")
     distributed = _factory(tmp_path / "ray.sqlite")
     run_batch(local, tiny_classifier, RunOptions(root=str(root), workers=0, video_fps=2.0))
-    model = ModelRef.resolve(str(tiny_model_file), batch_size=8)
-    summary = run_batch_ray(distributed, model, RunOptions(root=str(root), engine="ray", workers=2, video_fps=2.0))
+    model = locate_model(str(tiny_model_file))
+    summary = run_batch_ray(distributed, model, RunOptions(root=str(root), engine="ray", workers=2, video_fps=2.0,
+                                                           batch_size=8))
     assert (summary.videos_found, summary.videos_processed, summary.videos_ok, summary.videos_failed) == (2, 2, 1, 1)
     assert _rows(distributed, VIDEO_QUERY) == _rows(local, VIDEO_QUERY)
     frames = _rows(distributed, VIDEO_FRAME_QUERY)
     assert len(frames) == 4 and frames == _rows(local, VIDEO_FRAME_QUERY)
-    again = run_batch_ray(distributed, model, RunOptions(root=str(root), engine="ray", workers=2, video_fps=2.0))
+    again = run_batch_ray(distributed, model, RunOptions(root=str(root), engine="ray", workers=2, video_fps=2.0,
+                                                         batch_size=8))
     assert (again.videos_unchanged, again.videos_processed) == (2, 0)

@@ -176,3 +176,76 @@ def test_min_face_reaches_the_worker_processes(factory, tiny_classifier, campaig
     assert "ok" not in statuses and "no_face" in statuses
     with pytest.raises(ConfigError, match="min_face"):
         RunOptions(root=str(campaign_tree["root"]), min_face=0).validate()
+
+
+def test_one_walk_of_root_sizes_the_progress_bar_and_feeds_the_run(tiny_classifier, campaign_tree, tmp_path,
+                                                                     monkeypatch):
+    from emotion_batch import discover
+    from emotion_batch.config import Settings
+    from emotion_batch.jobs import run_job
+
+    root = campaign_tree["root"]
+    listings = []
+    real_scandir = discover._scandir
+
+    def counting_scandir(path, stats, base):
+        if path == base:  # every walk of ROOT starts by listing ROOT itself
+            listings.append(path)
+        return real_scandir(path, stats, base)
+
+    monkeypatch.setattr(discover, "_scandir", counting_scandir)
+    settings = Settings(db=f"sqlite:///{tmp_path / 'bar.sqlite'}")
+    files = len(campaign_tree["expected"]) + len(campaign_tree["videos"])
+    for run in ("first", "again"):  # new files, then unchanged ones (skipped without a task)
+        totals, handled = [], []
+        listings.clear()
+        summary, _ = run_job(settings, RunOptions(root=str(root), workers=0), classifier=tiny_classifier,
+                             on_total=totals.append, progress=handled.append, render=False)
+        assert len(listings) == 1, run
+        assert totals == [files] == [summary.images_found + summary.videos_found], run
+        assert sum(handled) == files, run
+
+
+class _ClassifyingExecutor:
+    """An executor that says it classifies (``Executor.classifies``), in this process; ``forget`` drops the
+    probabilities of the outcomes with faces, breaking its word."""
+
+    classifies, worker_deaths, device = True, 0, "test:CPU"
+
+    def __init__(self, classifier, options, *, forget: bool = False):
+        from emotion_batch.pipeline import Analyser
+
+        self.classifier, self.forget = classifier, forget
+        self.analyser = Analyser(options, classifier.size, classifier.channels)
+
+    def map(self, tasks):
+        from emotion_batch.pipeline import classify_outcomes
+
+        for task in tasks:
+            outcome = self.analyser(task)
+            if not self.forget:
+                classify_outcomes(self.classifier, [outcome])
+            yield outcome
+
+    def map_videos(self, tasks):
+        return iter(())
+
+    def close(self, *, terminate=False):
+        pass
+
+
+def test_an_executor_that_classifies_is_taken_at_its_word_and_checked(factory, tiny_classifier, campaign_tree):
+    from types import SimpleNamespace
+
+    from emotion_batch.exceptions import EngineError
+
+    options = RunOptions(root=str(campaign_tree["root"]), workers=0)
+    named = SimpleNamespace(model_id=tiny_classifier.model_id)  # names the model; nothing here may call it
+    summary = run_batch(factory, named, options, executor=lambda: _ClassifyingExecutor(tiny_classifier, options))
+    assert summary.status == "ok" and summary.device == "test:CPU"
+    assert summary.faces == sum(n for _, n in campaign_tree["expected"].values())
+    with pytest.raises(EngineError, match=r"classifies, yet returned summer/.+ \(\d faces\) without"):
+        again = RunOptions(root=str(campaign_tree["root"]), workers=0, reprocess=True)
+        run_batch(factory, named, again, executor=lambda: _ClassifyingExecutor(tiny_classifier, again, forget=True))
+    with factory() as s:
+        assert s.scalars(select(Run.status).order_by(Run.id)).all() == ["ok", "failed"]

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from ..pipeline import ENGINES
 
-__all__ = ["ENGINES", "ModelRef", "RayExecutor", "run_batch_ray"]
+__all__ = ["ENGINES", "RayExecutor", "actor_gpu", "run_batch_ray"]
 
 
 def __getattr__(name: str):
-    if name in ("ModelRef", "RayExecutor", "run_batch_ray"):
+    if name in ("RayExecutor", "actor_gpu", "run_batch_ray"):
         from . import ray_engine
 
         return getattr(ray_engine, name)

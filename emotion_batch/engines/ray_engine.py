@@ -4,10 +4,11 @@ The driver (this process) does what the local engine's main process does: discov
 skip (size + mtime, then sha256), the run lock, the ``runs`` row and every database write, all through
 ``pipeline.run_batch``. Only the middle of the journey moves: a Ray Dataset of the new files' tasks goes
 through ``map_batches`` with a stateful actor class that builds its detector (``pipeline.Analyser``) and
-loads the classifier once, from the model file's path checked against its sha256, then reads, decodes,
-detects, crops and classifies a batch of images in one ``predict`` call. Outcomes stream back to the
-driver, which writes them in chunks with the same repository functions, so both engines give the same
-rows and statuses for the same inputs.
+loads the classifier once, from the run's ``classifier.ModelFile`` (the file's path, backend and sha256,
+resolved once by the driver; each actor checks the hash on its node), then reads, decodes, detects, crops
+and classifies a batch of images in one ``predict`` call. Outcomes stream back to the driver classified
+(``RayExecutor.classifies``), which writes them in chunks with the same repository functions, so both
+engines give the same rows and statuses for the same inputs.
 
 Every node must see ROOT and the model file at the same paths (a shared file system, or the same
 container image for the bundled model) and run the same emotion-batch version.
@@ -19,12 +20,11 @@ import logging
 import math
 import pickle
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..classifier import locate_model
+from ..classifier import ModelFile, open_classifier
 from ..exceptions import ConfigError, EngineError
 from ..pipeline import Analyser, Outcome, RunOptions, RunSummary, Task, classify_outcomes, run_batch
 from ..video.batch import VideoAnalyser, VideoTask
@@ -45,60 +45,23 @@ def _import_ray():
     return ray
 
 
-@dataclass(frozen=True)
-class ModelRef:
-    """The classifier as the driver names it and every actor loads it: a file path and its sha256.
+def actor_gpu(options: RunOptions) -> bool | None:
+    """Whether the actors classify with a GPU, for ``classifier.locate_model``'s ``gpu``: True for actors given
+    a GPU share (``auto`` then takes the Keras file); None for CPU actors (judged by the driver's machine)."""
+    return True if options.ray_gpus > 0 else None
 
-    The model object itself never travels; each actor loads the file once and checks its hash, so a node
-    with a different file fails loudly instead of writing other numbers under the same model id.
 
-    Attributes:
-        path: absolute path of the ``.keras`` or ``.tflite`` file (the same on every node); its suffix
-            says the backend the actors use.
-        sha256: its expected sha256.
-        model_id: the id written with every face, as ``classifier.locate_model`` makes it.
-        batch_size: faces per model call in the actors.
-        device: what the run summary reports (``ray:CPU`` or ``ray:GPU``).
-    """
-
-    path: str
-    sha256: str
-    model_id: str
-    batch_size: int = 256
-    device: str = "ray:CPU"
-
-    @classmethod
-    def resolve(cls, model: str | None = None, *, sha256: str | None = None, batch_size: int = 256,
-                gpus: float = 0.0, backend: str = "auto") -> "ModelRef":
-        """Find and hash-check a bundled model by name (default: the manifest's default) or a file by path.
-
-        The backend is chosen here, once for every actor (``classifier.choose_backend``); actors given a
-        GPU share (``gpus > 0``) run the Keras file whatever ``backend`` says when it is ``auto``.
-
-        Raises:
-            ModelError: the file is missing or does not match its recorded sha256.
-        """
-        if gpus > 0 and backend == "auto":
-            backend = "keras"
-        ref = locate_model(model, sha256=sha256, backend=backend)
-        return cls(path=str(ref.path.resolve()), sha256=ref.sha256, model_id=ref.model_id,
-                   batch_size=batch_size, device="ray:GPU" if gpus > 0 else "ray:CPU")
-
-    def load(self):
-        """The classifier of this file (in an actor), after checking the file's sha256; the model id is the
-        driver's, so that every node writes the same one."""
-        from ..classifier import load_classifier
-
-        classifier = load_classifier(self.path, sha256=self.sha256, batch_size=self.batch_size)
-        classifier.model_id = self.model_id
-        return classifier
+def _load(options: RunOptions, model: ModelFile):
+    """The actor's classifier: the driver's model file, its hash checked on this node, so that a node with
+    another file fails loudly instead of writing other numbers under the same model id."""
+    return open_classifier(model.verify(), batch_size=options.batch_size)
 
 
 class _Predictor:
     """A Ray Data actor: one detector and one classifier, loaded once, over batches of pickled tasks."""
 
-    def __init__(self, options: RunOptions, model: ModelRef) -> None:
-        self.classifier = model.load()
+    def __init__(self, options: RunOptions, model: ModelFile) -> None:
+        self.classifier = _load(options, model)
         self.analyser = Analyser(options, self.classifier.size, self.classifier.channels)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -113,8 +76,8 @@ class _VideoPredictor:
     """A Ray Data actor for viewer recordings: one video detector and one classifier, loaded once, one video
     per call (``video.batch.VideoAnalyser``)."""
 
-    def __init__(self, options: RunOptions, model: ModelRef) -> None:
-        self.analyser = VideoAnalyser(model.load(), detector=options.detector, fps=options.video_fps,
+    def __init__(self, options: RunOptions, model: ModelFile) -> None:
+        self.analyser = VideoAnalyser(_load(options, model), detector=options.detector, fps=options.video_fps,
                                       work_side=options.work_side, min_score=options.min_score,
                                       min_face=options.min_face, level=options.level_eyes,
                                       reprocess=options.reprocess)
@@ -127,24 +90,27 @@ class _VideoPredictor:
 
 
 class RayExecutor:
-    """Turns tasks into classified outcomes with a pool of ``_Predictor`` actors (``pipeline.Executor``).
+    """Turns tasks into classified outcomes with a pool of ``_Predictor`` actors, and recordings into their
+    rows with ``_VideoPredictor`` actors (``pipeline.Executor``, one that classifies).
 
     Args:
         options: the run's options; ``workers`` is the number of actors (default: one per CPU of the
             cluster, or per GPU share with ``ray_gpus``), ``chunk_images`` and ``batch_size`` bound the
-            images per actor call.
-        model: the classifier's file and hash.
+            images per actor call; ``batch_size`` is also the actors' faces per model call.
+        model: the run's model file (``classifier.locate_model``).
     """
 
+    classifies = True  # the actors run the model: outcomes come back with their probabilities
     worker_deaths = 0  # Ray restarts its actors and retries their tasks itself
 
-    def __init__(self, options: RunOptions, model: ModelRef) -> None:
+    def __init__(self, options: RunOptions, model: ModelFile) -> None:
         if options.workers == 0:
             raise ConfigError("workers must be 1 or more with engine='ray' (actors), or None for one per CPU. "
                               f"Received: workers={options.workers!r}")
         self.ray = _import_ray()
         self.options = options
         self.model = model
+        self.device = "ray:GPU" if options.ray_gpus > 0 else "ray:CPU"
         self.actors_used = 0
 
     def _actors(self, images_per_call: int, tasks: int) -> int:
@@ -221,10 +187,11 @@ class RayExecutor:
 
 def run_batch_ray(
     session_factory: sessionmaker[Session],
-    model: ModelRef,
+    model: ModelFile,
     options: RunOptions,
     *,
     progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> RunSummary:
     """``pipeline.run_batch`` with Ray Data actors doing the reading, detection and classification.
 
@@ -234,9 +201,10 @@ def run_batch_ray(
 
     Args:
         session_factory: sessions on the results database (written from this process only).
-        model: the classifier's file and hash (``ModelRef.resolve``).
+        model: the run's model file (``classifier.locate_model`` with ``gpu=actor_gpu(options)``).
         options: the run's options, with ``engine="ray"``.
         progress: called with the number of files handled since its last call.
+        on_total: called once with the number of files found (``pipeline.run_batch``).
 
     Raises:
         EngineError: Ray is not installed, the cluster cannot be reached, or an actor failed.
@@ -254,7 +222,7 @@ def run_batch_ray(
             raise EngineError(f"Cannot start or reach Ray ({exc}). Received: ray_address={options.ray_address!r}") from exc
         started_here = True
     try:
-        return run_batch(session_factory, model, options, progress=progress,
+        return run_batch(session_factory, model, options, progress=progress, on_total=on_total,
                          executor=lambda: RayExecutor(options, model))
     finally:
         if started_here:

@@ -207,10 +207,10 @@ def _load_initial_weights(model, init: str) -> None:
     """Copy the weights of a bundled model (by name) or of a ``.keras`` file into ``model`` (same spec)."""
     import keras
 
-    from ..classifier import resolve_model
+    from ..classifier import locate_model
     from .. import model_layers  # noqa: F401  (registers the bundled files' layers)
 
-    path = Path(init) if Path(init).suffix == ".keras" else resolve_model(init).path
+    path = Path(init) if Path(init).suffix == ".keras" else locate_model(init, backend="keras").path
     if not path.is_file():
         raise ConfigError(f"init must name a bundled model or an existing .keras file. Received: init={init!r}")
     source = keras.models.load_model(path, compile=False)

@@ -97,16 +97,17 @@ def model_statistics(name: Optional[str], data: str | Path, *, backends: Sequenc
         The written path.
     """
     from ..aggregate.correction import manifest_temperature
-    from ..classifier import bundled_models, load_classifier, locate_model, resolve_model
+    from ..classifier import bundled_models, locate_model, model_backends, open_classifier
 
-    info = resolve_model(name)
     manifest = bundled_models()
+    name = name or manifest["default"]
+    has = model_backends(name)
     entries, faces, folder = [], {}, None
     for backend in backends:
-        if backend == "litert" and info.litert is None:
+        if backend not in has:  # a model without a LiteRT file
             continue
-        ref = locate_model(info.name, backend=backend)
-        classifier = load_classifier(info.name, backend=backend, batch_size=512)
+        ref = locate_model(name, backend=backend)
+        classifier = open_classifier(ref, batch_size=512)
         key = (classifier.size, classifier.channels)
         if key not in faces:
             faces[key] = load_fer2013(data, split=STATS_SPLIT, size=classifier.size, channels=classifier.channels)
@@ -118,5 +119,5 @@ def model_statistics(name: Optional[str], data: str | Path, *, backends: Sequenc
         from ..exceptions import ConfigError
 
         raise ConfigError(f"backends must name keras and/or litert. Received: backends={list(backends)!r}")
-    return save_statistics(folder, name=info.name, entries=entries, faces=len(next(iter(faces.values()))),
-                           command=command or f"emotion-batch model-stats {info.name} --data {data}")
+    return save_statistics(folder, name=name, entries=entries, faces=len(next(iter(faces.values()))),
+                           command=command or f"emotion-batch model-stats {name} --data {data}")

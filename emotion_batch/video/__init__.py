@@ -18,7 +18,6 @@ from typing import Any
 _EXPORTS = {
     "DEFAULT_SAMPLE_FPS": "decode",
     "VIDEO_STATUSES": "decode",
-    "VIDEO_SUFFIXES": "decode",
     "SampledFrame": "decode",
     "VideoInfo": "decode",
     "VideoReader": "decode",

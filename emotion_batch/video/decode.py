@@ -30,8 +30,6 @@ from ..imaging import DEFAULT_WORK_SIDE
 
 log = logging.getLogger(__name__)
 
-#: File suffixes read as viewer recordings (lower case).
-VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi")
 #: Values of a video row's status: ``ok`` (the viewer's face was found), ``no_face`` and the failures.
 VIDEO_STATUSES = ("ok", "no_face", "unreadable", "unsupported", "bad_sidecar")
 #: Sampled frames per second of video by default (``--video-fps``).
