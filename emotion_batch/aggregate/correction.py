@@ -42,7 +42,7 @@ __all__ = [
     "statistics_for",
 ]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 #: The version of the ``<model>.shares.json`` layout.
 SHARES_FORMAT = 1
@@ -82,7 +82,7 @@ def load_share_statistics(manifest: Optional[Mapping] = None,
         manifest = bundled_models() if manifest is None else manifest
         folder = asset_dir("models") if models_dir is None else Path(models_dir)
     except EmotionBatchError as exc:
-        logger.warning("No model statistics: %s", exc)
+        log.warning("No model statistics: %s", exc)
         return {}
     models = manifest.get("models") if isinstance(manifest, Mapping) else None
     found: dict[str, ConfusionStats] = {}
@@ -99,11 +99,11 @@ def load_share_statistics(manifest: Optional[Mapping] = None,
                 model_id = str(entry["model_id"])
                 current = manifest_entry(model_id, manifest)
                 if current is None or not model_id.startswith(f"{name}@"):
-                    logger.info("%s: statistics of %s, which the manifest no longer holds", path.name, model_id)
+                    log.info("%s: statistics of %s, which the manifest no longer holds", path.name, model_id)
                     continue
                 found[model_id] = ConfusionStats.from_dict(entry)
         except (OSError, ValueError, KeyError, TypeError, AttributeError, ReportError) as exc:
-            logger.warning("Model statistics %s cannot be read (%s); no correction for %s", path, exc, name)
+            log.warning("Model statistics %s cannot be read (%s); no correction for %s", path, exc, name)
     return found
 
 

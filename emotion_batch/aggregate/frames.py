@@ -32,7 +32,7 @@ __all__ = [
     "load_images",
 ]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 #: Columns of ``face_results`` as polars types; also the schema of an empty result.
 FACE_SCHEMA: dict[str, pl.DataType] = {

@@ -58,7 +58,7 @@ __all__ = [
     "select_ads",
 ]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 def _grouped(frame: pl.DataFrame) -> dict[tuple, list[dict]]:
@@ -299,5 +299,5 @@ def select_ads(report_set: ReportSet, ads: Optional[Sequence[tuple[str, str]]] =
     chosen = [a for a in chosen if (a.campaign, a.ad) in wanted]
     missing = sorted(wanted - {(a.campaign, a.ad) for a in report_set.ads})
     if missing:
-        logger.warning("No report for %d ad(s) without any stored image: %s", len(missing), missing[:10])
+        log.warning("No report for %d ad(s) without any stored image: %s", len(missing), missing[:10])
     return chosen

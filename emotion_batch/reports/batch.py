@@ -68,7 +68,7 @@ from .render import (
 
 __all__ = ["ReportsWritten", "render_ad_reports", "render_reports", "summary_dict", "summary_frames"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
 
@@ -363,7 +363,7 @@ def render_reports(
     written.campaigns = sorted(written.campaigns, key=lambda p: (p.parent.name, p.suffix))
     written.index = _write_index(root, report_set, options, traces)
     written.seconds = time.perf_counter() - started
-    logger.info("Wrote %d ad and %d campaign reports to %s in %.1f s (%d workers)", len(written.ads) // 2,
+    log.info("Wrote %d ad and %d campaign reports to %s in %.1f s (%d workers)", len(written.ads) // 2,
                 len(written.campaigns) // 2, root, written.seconds, workers)
     return written
 

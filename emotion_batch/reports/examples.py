@@ -22,7 +22,7 @@ from ..labels import EMOTIONS
 
 __all__ = ["ExampleThumb", "THUMB_PIXELS", "example_thumbnails"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 #: Side of a thumbnail in pixels (shown at about 18 mm, so about 150 dpi in print).
 THUMB_PIXELS = 112
@@ -108,7 +108,7 @@ def example_thumbnails(examples: Sequence[ExampleFace]) -> tuple[dict[str, list[
         except ImageError as exc:
             problem = str(exc).split(": ", 1)[-1] if ": " in str(exc) else str(exc)
             failed += 1
-            logger.info("No example crop of %s: %s", example.image_path, problem)
+            log.info("No example crop of %s: %s", example.image_path, problem)
         thumbs.setdefault(example.emotion, []).append(
             ExampleThumb(example.emotion, example.rank, example.probability, uri, problem))
     return thumbs, failed

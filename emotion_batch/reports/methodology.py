@@ -20,7 +20,7 @@ from ..labels import EMOTIONS
 
 __all__ = ["ClassReliability", "ModelReliability", "load_manifest", "model_reliability"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 UNKNOWN = "reliability unknown for this model"
 
@@ -66,7 +66,7 @@ def load_manifest() -> Optional[dict]:
     try:
         return bundled_models()
     except (EmotionBatchError, OSError, ValueError) as exc:
-        logger.warning("The model manifest cannot be read (%s); reliability is shown as unknown", exc)
+        log.warning("The model manifest cannot be read (%s); reliability is shown as unknown", exc)
         return None
 
 

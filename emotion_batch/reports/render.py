@@ -45,7 +45,7 @@ __all__ = [
     "write_pdf",
 ]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 AD_TEMPLATE = "ad_report.html"
 CAMPAIGN_TEMPLATE = "campaign_report.html"
