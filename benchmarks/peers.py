@@ -121,7 +121,7 @@ def end_to_end(args: argparse.Namespace, tmp: Path, backgrounds: list[str]) -> N
           f"'steady': ours leaves out the fixed cost of a run (start-up, discovery, pool end; measured by a run "
           f"over the same, unchanged files), fer's clock starts after its warm-up on the first photo (median of "
           f"{args.repeats}). Ratio = ours / fer, whole and steady.")
-    print(f"{'setting':<22}{'background':<11}{'side':<6}{'photos/s whole':>15}{'steady':>8}{'faces':>7}"
+    print(f"{'setting':<31}{'background':<11}{'side':<6}{'photos/s whole':>15}{'steady':>8}{'faces':>7}"
           f"{'peak RSS MiB':>13}{'wall s':>8}{'ratio whole':>12}{'steady':>8}", flush=True)
     extra = ["--min-face-size", str(args.min_face)] if args.min_face else []
     rows = []
@@ -129,7 +129,7 @@ def end_to_end(args: argparse.Namespace, tmp: Path, backgrounds: list[str]) -> N
         for background in backgrounds:
             root = tmp / f"photos_{w}x{h}x{n}_{background}"
             write_photos(root, count, w, h, n, background=background, distinct=args.distinct)
-            label = f"{w}x{h}, {n} face{'s' if n > 1 else ''}, {count}"
+            label = f"{w}x{h}, {n} face{'s' if n > 1 else ''}, {count} photos"
             whole, steady, runs, fixed = [], [], [], 0.0
             for k in range(args.repeats):
                 db = tmp / f"ours_{w}x{h}x{n}_{background}_{k}.sqlite"
@@ -146,7 +146,7 @@ def end_to_end(args: argparse.Namespace, tmp: Path, backgrounds: list[str]) -> N
             ours_whole, ours_steady = _median(whole), _median(steady)
             peak = max(r["peak_rss"] for r in runs)
             wall = _median([r["wall_seconds"] for r in runs])
-            print(f"{label:<22}{BACKGROUND_NAMES.get(background, background):<11}{'ours':<6}{ours_whole:>15.1f}"
+            print(f"{label:<31}{BACKGROUND_NAMES.get(background, background):<11}{'ours':<6}{ours_whole:>15.1f}"
                   f"{ours_steady:>8.1f}{ours['faces']:>7}{peak / mib:>13.0f}{wall:>8.1f}", flush=True)
             row = {"setting": label, "background": background, "ours_whole": ours_whole, "ours_steady": ours_steady,
                    "ours_faces": ours["faces"]}
@@ -154,7 +154,7 @@ def end_to_end(args: argparse.Namespace, tmp: Path, backgrounds: list[str]) -> N
                 fers = [fer_side(args.fer_python, "photos", root) for _ in range(args.repeats)]
                 fer_whole = _median([f["photos"] / f["wall_seconds"] for f in fers])
                 fer_steady = _median([f["photos"] / f["seconds"] for f in fers])
-                print(f"{'':<22}{'':<11}{'fer':<6}{fer_whole:>15.1f}{fer_steady:>8.1f}{fers[0]['faces']:>7}"
+                print(f"{'':<31}{'':<11}{'fer':<6}{fer_whole:>15.1f}{fer_steady:>8.1f}{fers[0]['faces']:>7}"
                       f"{max(f['peak_rss'] for f in fers) / mib:>13.0f}"
                       f"{_median([f['wall_seconds'] for f in fers]):>8.1f}"
                       f"{ratio(ours_whole, fer_whole):>12}{ratio(ours_steady, fer_steady):>8}", flush=True)
