@@ -317,10 +317,17 @@ class LiteRTClassifier(_BatchPredictor):
     it, since every flush ends with a batch of another size), so a batch is padded to the next power of
     two (at most ``batch_size``) and each such size keeps an interpreter of its own: at most
     log2(batch_size) + 1 of them, each set up once. One thread at a time (a lock).
+
+    A model call takes at most ``MAX_ROWS`` faces (larger batches are cut): each interpreter holds the
+    activations of its rows, so the largest one sets the classifier's memory (at 256 rows about 150 MiB
+    more than at 64), and on this 2-core CPU 64 faces a call ran as fast as 256 (1,421 against 1,220
+    faces/s, ``benchmarks/classify_worker.py``, 8,000 crops, idle). It also keeps the memory of a short
+    viewer video (50 faces) and of a long one alike.
     """
 
     backend = "litert"
     device = "CPU"
+    MAX_ROWS = 64
 
     def __init__(self, path: str | Path, *, model_id: str, batch_size: int = 256, threads: int | None = None) -> None:
         if threads is not None and threads < 1:
@@ -352,7 +359,9 @@ class LiteRTClassifier(_BatchPredictor):
 
     def _run(self, chunk: np.ndarray) -> np.ndarray:
         n = chunk.shape[0]  # at most batch_size: predict cuts the faces into such chunks
-        rows = min(1 << (n - 1).bit_length(), self.batch_size)
+        if n > self.MAX_ROWS:
+            return np.concatenate([self._run(chunk[i : i + self.MAX_ROWS]) for i in range(0, n, self.MAX_ROWS)])
+        rows = min(1 << (n - 1).bit_length(), self.batch_size, self.MAX_ROWS)
         if rows != n:
             chunk = np.concatenate([chunk, np.zeros((rows - n, *chunk.shape[1:]), chunk.dtype)])
         with self._lock:

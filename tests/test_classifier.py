@@ -80,6 +80,11 @@ def test_a_faces_probabilities_do_not_depend_on_its_batch(tiny_model_file, tmp_p
     np.testing.assert_array_equal(again, together)
     with pytest.raises(ConfigError, match=r"faces must have shape \(n, 48, 48, 1\)"):
         clf.predict(np.zeros((2, 64, 64, 1), np.uint8))
+    # a batch of 256 is run as model calls of at most MAX_ROWS faces, with the same probabilities
+    wide = LiteRTClassifier(path, model_id="tiny@x", batch_size=256)
+    many = np.concatenate([faces, faces, faces[:56]])  # 256 faces
+    np.testing.assert_array_equal(wide.predict(many)[[0, 170, 255]], together[[0, 70, 55]])
+    assert max(wide._by_rows) == LiteRTClassifier.MAX_ROWS < 256
 
 
 def test_backend_choice(monkeypatch, tmp_path):
