@@ -38,9 +38,12 @@ STATUS = "document.getElementById('status') ? document.getElementById('status').
 
 
 def wait_for(page, expression: str, timeout: float = 30.0) -> None:
-    """Wait until the page's ``expression`` is true, saying the page's status line when it never is."""
+    """Wait until the page's ``expression`` is true, saying the page's status line when it never is.
+
+    The expression goes in as a function: a bare string would be ``eval``-ed in the page, which the page's
+    Content Security Policy (no ``unsafe-eval``) rightly refuses."""
     try:
-        page.wait_for_function(expression, timeout=timeout * 1000, polling=100)
+        page.wait_for_function(f"() => {expression}", timeout=timeout * 1000, polling=100)
     except playwright_api.TimeoutError:
         raise TimeoutError(f"waited {timeout} s for {expression!r}; status line: {page.evaluate(STATUS)!r}") from None
 
