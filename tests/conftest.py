@@ -19,6 +19,29 @@ ROOT = Path(__file__).resolve().parent.parent
 FER_DIR = ROOT.parent / "shared" / "datasets" / "fer2013"
 
 
+FER_SPLITS = ("Training", "PublicTest", "PrivateTest")
+
+
+def write_fer_csv(folder: Path, rows) -> Path:
+    """``folder/fer2013.csv`` in FER2013's layout from ``(label, 48x48 uint8 face, usage)`` rows; returns ``folder``."""
+    lines = ["emotion,pixels,Usage"]
+    lines += [f"{label},{' '.join(str(v) for v in face.ravel())},{usage}" for label, face, usage in rows]
+    (folder / "fer2013.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def fake_fer(folder: Path, n_per_split: int = 60, seed: int = 0) -> Path:
+    """A small FER2013 folder: ``n_per_split`` faces in each split, row i labelled ``i % 7``, each face's
+    brightness following its label (so that even a tiny model learns something); returns ``folder``."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for usage in FER_SPLITS:
+        for i in range(n_per_split):
+            label = i % 7
+            rows.append((label, np.clip(rng.normal(30 + label * 30, 20, (48, 48)), 0, 255).astype(np.uint8), usage))
+    return write_fer_csv(folder, rows)
+
+
 def write_photo(path: Path, image: Image.Image, **save) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, **save)
@@ -44,6 +67,14 @@ def tiny_classifier(tiny_model_file):
     from emotion_batch.classifier import Classifier
 
     return Classifier.load(str(tiny_model_file), batch_size=8)
+
+
+@pytest.fixture(scope="session")
+def blazeface():
+    """The BlazeFace detector (full-range model), built once for the session."""
+    from emotion_batch.faces import build_detector
+
+    return build_detector("blazeface")
 
 
 @pytest.fixture()

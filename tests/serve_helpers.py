@@ -1,15 +1,15 @@
-"""Shared pieces of the serving tests (tests/test_serve*.py): photos with known faces, a built detector, an app."""
+"""Shared pieces of the serving tests (tests/test_serve*.py): photos with known faces, a free port (the built
+detector, ``blazeface``, is a fixture of conftest.py)."""
 
 from __future__ import annotations
 
-import io
 import socket
 
 import numpy as np
-import pytest
-from PIL import Image
 
 from emotion_batch.sample import jpeg_bytes, no_face_photo, synthetic_photo
+
+from .conftest import png_bytes  # noqa: F401  (the serving tests import it from here)
 
 
 def group_photo(seed: int = 1, faces: int = 2, size: tuple[int, int] = (640, 480)) -> tuple[bytes, list]:
@@ -23,20 +23,7 @@ def packshot() -> bytes:
     return jpeg_bytes(no_face_photo(np.random.default_rng(0), 640, 480))
 
 
-def png_bytes(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, "PNG")
-    return out.getvalue()
-
-
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def blazeface():
-    from emotion_batch.faces import build_detector
-
-    return build_detector("blazeface")

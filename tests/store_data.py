@@ -2,6 +2,7 @@
 
 The frames are built from the Python description, not read back from the database, so they are an
 independent truth for the views, the query files, the exports and ``emotion_batch.aggregate``.
+``results_db``, ``add_ad`` and ``probs`` build the small hand-written tables of the aggregate and report tests.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 from sqlalchemy import insert, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from emotion_batch.aggregate import FACE_SCHEMA, IMAGE_SCHEMA
 from emotion_batch.labels import EMOTIONS
 from emotion_batch.store.models import (Ad, Campaign, FaceRow, ImageRow, PROB_COLUMNS, Run, VideoFrameRow,
                                          VideoRow)
+from emotion_batch.store.session import create_tables, make_engine
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2024, 5, 1, 22, 30, tzinfo=UTC)  # late in the UTC day: a later hour falls on the next day
@@ -100,6 +104,40 @@ def populate(session, *, seed: int = 5, plan: dict | None = None, t0: dt.datetim
             if rows:
                 session.execute(insert(FaceRow), rows)
     return data
+
+
+def results_db(path) -> Engine:
+    """A SQLite file at ``path`` with the models' tables and the analyst views (no migrations)."""
+    engine = make_engine(f"sqlite:///{path}")
+    create_tables(engine)
+    return engine
+
+
+def probs(top: str, confidence: float = 0.7) -> dict[str, float]:
+    """The ``p_<emotion>`` columns of a face: ``confidence`` on ``top``, the rest shared equally."""
+    rest = (1.0 - confidence) / (len(EMOTIONS) - 1)
+    return {f"p_{e}": confidence if e == top else rest for e in EMOTIONS}
+
+
+def add_ad(session: Session, campaign: str, ad: str, images: list[tuple[str, list[str]]], *, t0: dt.datetime = T0,
+           minute: int = 0, confidence: float = 0.7, model: str = "m@1") -> None:
+    """Store one ad; ``images`` is a list of (status, top emotions of its faces), the i-th processed at
+    ``t0`` + ``minute`` + i minutes, every face's top emotion at ``confidence``."""
+    camp = session.query(Campaign).filter_by(name=campaign).one_or_none() or Campaign(name=campaign)
+    row = Ad(name=ad, campaign=camp)
+    session.add(row)
+    session.flush()
+    for i, (status, tops) in enumerate(images):
+        image = ImageRow(
+            ad_id=row.id, path=f"{campaign}/{ad}/{i:03d}.jpg", size_bytes=10, mtime_ns=0, status=status,
+            faces_count=len(tops), processed_at=t0 + dt.timedelta(minutes=minute + i),
+        )
+        session.add(image)
+        session.flush()
+        for j, top in enumerate(tops):
+            session.add(FaceRow(image_id=image.id, face_index=j, x=0, y=0, w=10, h=10, detection_score=0.9,
+                                top_emotion=top, model_id=model, **probs(top, confidence)))
+    session.flush()
 
 
 def _norm(name: str, value):

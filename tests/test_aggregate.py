@@ -9,7 +9,6 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from emotion_batch.aggregate import (
@@ -24,60 +23,11 @@ from emotion_batch.aggregate import (
     select_ads,
     suppress_small_ads,
 )
-from emotion_batch.assets import asset_dir
 from emotion_batch.exceptions import ConfigError, ReportError
 from emotion_batch.labels import EMOTIONS
-from emotion_batch.store.models import Ad, Base, Campaign, FaceRow, ImageRow, PROB_COLUMNS
+from emotion_batch.store.models import Ad, Campaign, ImageRow, PROB_COLUMNS
 
-T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.timezone.utc)
-
-
-def view_statements() -> list[str]:
-    """The statements of sql/views.sql, without comment-only chunks."""
-    statements = []
-    for chunk in (asset_dir("sql") / "views.sql").read_text(encoding="utf-8").split(";"):
-        code = "\n".join(line for line in chunk.splitlines() if not line.strip().startswith("--")).strip()
-        if code:
-            statements.append(code)
-    return statements
-
-
-def make_engine(path):
-    engine = create_engine(f"sqlite:///{path}")
-    Base.metadata.create_all(engine)
-    with engine.begin() as conn:
-        for statement in view_statements():
-            conn.exec_driver_sql(statement)
-    return engine
-
-
-def probs(top: str, confidence: float = 0.7) -> dict[str, float]:
-    rest = (1.0 - confidence) / (len(EMOTIONS) - 1)
-    return {f"p_{e}": confidence if e == top else rest for e in EMOTIONS}
-
-
-def add_ad(session: Session, campaign: str, ad: str, images: list[tuple[str, list[str]]], *, minute=0, model="m@1"):
-    """Store one ad; ``images`` is a list of (status, top emotions of its faces)."""
-    camp = session.query(Campaign).filter_by(name=campaign).one_or_none() or Campaign(name=campaign)
-    row = Ad(name=ad, campaign=camp)
-    session.add(row)
-    session.flush()
-    for i, (status, tops) in enumerate(images):
-        image = ImageRow(
-            ad_id=row.id, path=f"{campaign}/{ad}/{i:03d}.jpg", size_bytes=10, mtime_ns=0, status=status,
-            faces_count=len(tops), processed_at=T0 + dt.timedelta(minutes=minute + i),
-        )
-        session.add(image)
-        session.flush()
-        for j, top in enumerate(tops):
-            session.add(
-                FaceRow(
-                    image_id=image.id, face_index=j, x=0, y=0, w=10, h=10, detection_score=0.9,
-                    top_emotion=top, model_id=model, **probs(top),
-                )
-            )
-    session.flush()
-
+from .store_data import T0, add_ad, probs, results_db
 
 HERO = [
     ("ok", ["happy", "happy", "neutral"]),
@@ -92,7 +42,7 @@ HERO = [
 
 @pytest.fixture()
 def session(tmp_path):
-    engine = make_engine(tmp_path / "results.db")
+    engine = results_db(tmp_path / "results.db")
     with Session(engine) as session:
         add_ad(session, "Spring", "Hero", HERO)
         add_ad(session, "Spring", "Small", [("ok", ["angry", "angry", "fear"])], minute=30, model="m@2")
@@ -276,16 +226,6 @@ def test_shares_sum_to_one_and_counts_are_preserved(faces):
             assert all(row[f"share_{e}"] is None for e in EMOTIONS)
 
 
-@settings(max_examples=30, deadline=None)
-@given(faces=face_sets, min_faces=st.integers(1, 30))
-def test_report_data_hides_exactly_the_small_ads(faces, min_faces):
-    faces_df = frames_from(faces)
-    reports = ad_reports_from_frames(faces_df, images_for(faces_df), min_faces=min_faces)
-    for report in reports:
-        assert report.suppressed == (report.faces < min_faces)
-        assert (report.shares is None) == report.suppressed
-
-
 # --- intervals, norms, confidence, time --------------------------------------------------------------------
 
 from emotion_batch.aggregate import (  # noqa: E402
@@ -434,6 +374,9 @@ def test_report_set_hides_every_distribution_field_of_small_groups(faces, min_fa
                                                *[pl.lit(1.0).alias(c) for c in ("x", "y", "w", "h")])
     images = images_for(faces_df, extra_ads=["empty"])
     report_set = build_report_set(faces_df, images, min_faces=min_faces)
+    alone = ad_reports_from_frames(faces_df, images, min_faces=min_faces)  # the ads alone, from the same frames
+    assert [(a.ad, a.faces, a.suppressed, a.shares) for a in alone] == [
+        (a.ad, a.faces, a.suppressed, a.shares) for a in report_set.ads]
     assert sum(a.faces for a in report_set.ads) == len(faces)
     assert report_set.norm_ads == sum(1 for a in report_set.ads if a.faces >= min_faces)
     for ad in report_set.ads:

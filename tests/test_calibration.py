@@ -11,7 +11,8 @@ import pytest
 from emotion_batch.training.calibration import apply_temperature, fit_temperature
 from emotion_batch.training.metrics import classification_report, reliability_bins
 
-from .test_training import _fake_fer
+from .conftest import fake_fer
+
 
 
 def _constant_confidence(n: int, confidence: float, correct: int) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +82,7 @@ def test_bundle_calibrate_fits_on_publictest_and_builds_the_temperature_in(tmp_p
     from emotion_batch.training.evaluate import bundle_run, predict
     from emotion_batch.training.fit import TrainConfig, load_best, train
 
-    data = _fake_fer(tmp_path, n_per_split=28)
+    data = fake_fer(tmp_path, n_per_split=28)
     state = train(TrainConfig(data=str(data), model="tiny_test", epochs=1, batch_size=32, augment=False),
                   runs_dir=tmp_path / "runs", verbose=0)
     models = tmp_path / "models"

@@ -14,9 +14,9 @@ from emotion_batch.classifier import (
 )
 from emotion_batch.exceptions import ConfigError, ModelError
 from emotion_batch.labels import EMOTIONS
+from emotion_batch.training.evaluate import MAX_QUANT_LOSS
 
-from .conftest import FER_DIR
-from .test_training import _fake_fer
+from .conftest import FER_DIR, fake_fer
 
 
 def _faces(n: int, seed: int = 0) -> np.ndarray:
@@ -35,6 +35,11 @@ def _faces(n: int, seed: int = 0) -> np.ndarray:
         face = np.clip(face.astype(np.float32) * rng.uniform(0.6, 1.3), 0, 255).astype(np.uint8)
         out.append(face[:, ::-1] if rng.random() < 0.5 else face)
     return np.stack(out)
+
+
+def _one_pixel_over(faces: np.ndarray) -> np.ndarray:
+    """The faces moved one pixel to the right, the first column repeated."""
+    return np.concatenate([faces[:, :, :1], faces[:, :, :-1]], axis=2)
 
 
 def _bundled_pair():
@@ -59,9 +64,18 @@ def test_bundled_litert_file_agrees_with_its_keras_model():
     expected, got = keras_clf.predict(faces), lite.predict(faces)
     assert got.shape == expected.shape == (len(faces), len(EMOTIONS))
     np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-4)
-    assert np.abs(got - expected).max() < 0.08
-    assert np.abs(got - expected).mean() < 0.005
-    assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.97
+    # the model card: the LiteRT file was bundled because it lost at most MAX_QUANT_LOSS of PrivateTest accuracy
+    entry = bundled_models()["models"][bundled_models()["default"]]
+    assert entry["test_accuracy"] - entry["litert"]["test_accuracy"] <= MAX_QUANT_LOSS
+    # int8 weights move the probabilities far less than the model itself moves them for the same faces one
+    # pixel over (a crop that close is the same face): a yardstick of this model, not of today's numbers.
+    # (vgg_gap_small_v1 on these 600 faces: max 0.028, mean 0.0015, 1.0 % other top class; one pixel over:
+    # 0.31, 0.016, 9 %.)
+    shifted = keras_clf.predict(_one_pixel_over(faces))
+    quantized, moved = np.abs(got - expected), np.abs(shifted - expected)
+    assert quantized.max() < moved.max() / 4
+    assert quantized.mean() < moved.mean() / 4
+    assert (got.argmax(1) != expected.argmax(1)).mean() <= (shifted.argmax(1) != expected.argmax(1)).mean() / 3
 
 
 def test_a_faces_probabilities_do_not_depend_on_its_batch(tiny_model_file, tmp_path):
@@ -136,7 +150,7 @@ def test_bundle_writes_the_quantized_file_with_its_own_metrics(tmp_path, max_los
     from emotion_batch.training.evaluate import bundle_run
     from emotion_batch.training.fit import TrainConfig, train
 
-    data = _fake_fer(tmp_path, n_per_split=28)
+    data = fake_fer(tmp_path, n_per_split=28)
     state = train(TrainConfig(data=str(data), model="tiny_test", epochs=1, batch_size=32, augment=False),
                   runs_dir=tmp_path / "runs", verbose=0)
     models = tmp_path / "models"

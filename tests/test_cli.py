@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -253,8 +254,10 @@ def test_run_renders_reports_and_report_rerenders_from_the_database(tmp_path, ca
     assert f"{n_images} {n_faces} 0 0" in text  # images, faces, no face, failed
     # --examples: crops of the images under ROOT, inline only
     assert "data:image/jpeg;base64," in html.read_text(encoding="utf-8")
-    assert {p.name for p in (reports / "summer").iterdir()} == {"ad_one.html", "ad_one.pdf", "ad_two-baf056f708c2.html",
-                                                                "ad_two-baf056f708c2.pdf", "index.html", "campaign.pdf"}
+    # "ad two" has a space: its files are "ad_two" and the first 12 hex digits of the name's SHA-256
+    ad_two = "ad_two-" + hashlib.sha256("ad two".encode("utf-8")).hexdigest()[:12]
+    assert {p.name for p in (reports / "summer").iterdir()} == {"ad_one.html", "ad_one.pdf", f"{ad_two}.html",
+                                                                f"{ad_two}.pdf", "index.html", "campaign.pdf"}
     summary = json.loads((reports / "summary.json").read_text(encoding="utf-8"))
     assert {(a["campaign"], a["ad"], a["faces"]) for a in summary["ads"]} >= {("summer", "ad_one", n_faces)}
     assert (reports / "index.html").is_file() and (reports / "summary.csv").is_file()

@@ -8,11 +8,6 @@ from emotion_batch.faces.base import iou_matrix
 from emotion_batch.sample import no_face_photo, synthetic_photo
 
 
-@pytest.fixture(scope="module")
-def blazeface():
-    return build_detector("blazeface")
-
-
 def test_blazeface_finds_the_astronaut_face(blazeface):
     faces = blazeface.detect(skimage.data.astronaut())
     assert len(faces) == 1
@@ -22,12 +17,37 @@ def test_blazeface_finds_the_astronaut_face(blazeface):
     assert 0.5 < f.score <= 1.0
 
 
+def _true_faces_found(faces, truth, min_iou: float = 0.3) -> list[int]:
+    """For each found face, in the detector's order, the index of the true face it found (each found once)."""
+    iou = iou_matrix(np.array([f.box for f in faces]), np.array([t[:4] for t in truth]))
+    assert (iou.max(axis=1) >= min_iou).all(), f"a found face is no true face: {iou.max(axis=1)}"
+    found = iou.argmax(axis=1).tolist()
+    assert sorted(found) == list(range(len(truth))), f"a true face was missed or found twice: {found}"
+    return found
+
+
 @pytest.mark.parametrize("n", [1, 3, 5])
 def test_blazeface_finds_every_face_of_group_photos(blazeface, n):
-    photo = np.asarray(synthetic_photo(np.random.default_rng(n), 1280, 720, n))
+    truth: list = []
+    photo = np.asarray(synthetic_photo(np.random.default_rng(n), 1280, 720, n, boxes=truth))
     faces = blazeface.detect(photo)
     assert len(faces) == n
-    assert [f.x for f in faces] == sorted(f.x for f in faces) or len({round(f.y) for f in faces}) > 1
+    _true_faces_found(faces, truth)
+
+
+@pytest.mark.parametrize("name", ["blazeface", "blazeface-dual", "mtcnn", "haar"])
+def test_faces_come_left_to_right_then_top_to_bottom(name):
+    """``face_index`` is the face's place left to right (then top to bottom), whatever order the detector's
+    model gives: two rows of faces, pasted row by row, whose order left to right is another."""
+    truth: list = []
+    photo = np.asarray(synthetic_photo(np.random.default_rng(11), 1280, 720, 5, boxes=truth))
+    left_to_right = sorted(range(len(truth)), key=lambda i: (truth[i][0], truth[i][1]))
+    top_to_bottom = sorted(range(len(truth)), key=lambda i: (truth[i][1], truth[i][0]))
+    assert left_to_right != list(range(len(truth))) and left_to_right != top_to_bottom  # the check can fail
+    xs = sorted(t[0] for t in truth)
+    assert min(b - a for a, b in zip(xs, xs[1:])) > 40  # no two faces so close in x that a box's margin decides
+    faces = build_detector(name).detect(photo)
+    assert _true_faces_found(faces, truth) == left_to_right
 
 
 def test_blazeface_finds_no_face_in_a_packshot(blazeface):
@@ -38,8 +58,19 @@ def test_haar_and_none_detectors():
     photo = skimage.data.astronaut()
     haar = build_detector("haar").detect(photo)
     assert len(haar) >= 1
+    # her face lies around x 170-280, y 60-180 in the 512x512 photo: one box on it, none elsewhere
+    iou = iou_matrix(np.array([f.box for f in haar]), np.array([[175, 70, 100, 105]]))[:, 0]
+    assert iou.max() > 0.5 and (iou > 0.1).sum() == 1 == len(haar)
     whole = build_detector("none").detect(photo)
     assert [(f.x, f.y, f.w, f.h) for f in whole] == [(0, 0, 512, 512)]
+
+
+def test_haar_finds_the_faces_of_a_group_photo_where_they_are():
+    truth: list = []
+    photo = np.asarray(synthetic_photo(np.random.default_rng(3), 1280, 720, 3, boxes=truth))
+    faces = build_detector("haar").detect(photo)
+    assert len(faces) == 3
+    _true_faces_found(faces, truth)
 
 
 def test_unknown_detector_lists_choices():

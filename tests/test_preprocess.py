@@ -14,21 +14,14 @@ from emotion_batch.preprocess import (CropContract, crop_contract, crop_frame, e
                                       faces_to_tensors)
 from emotion_batch.training.data import load_fer2013
 
-
-def _fake_fer(folder, rng, n=4):
-    rows = ["emotion,pixels,Usage"]
-    faces = []
-    for i in range(n):
-        face = rng.integers(0, 256, (48, 48), dtype=np.uint8)
-        faces.append(face)
-        rows.append(f"{i % 7},{' '.join(str(v) for v in face.ravel())},PrivateTest")
-    (folder / "fer2013.csv").write_text("\n".join(rows) + "\n")
-    return faces
+from .conftest import write_fer_csv
 
 
 @pytest.mark.parametrize("size, channels", [(48, 1), (64, 1), (48, 3)])
 def test_training_and_serving_give_the_same_tensor(tmp_path, size, channels):
-    faces = _fake_fer(tmp_path, np.random.default_rng(0))
+    rng = np.random.default_rng(0)
+    faces = [rng.integers(0, 256, (48, 48), dtype=np.uint8) for _ in range(4)]  # noise: every grey level
+    write_fer_csv(tmp_path, [(i % 7, face, "PrivateTest") for i, face in enumerate(faces)])
     training = load_fer2013(tmp_path, split="test", size=size, channels=channels)
     # serving: the same face as a PNG file in a campaign folder, through the batch job's worker path
     ad = tmp_path / "root" / "c" / "a"

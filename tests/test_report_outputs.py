@@ -25,18 +25,17 @@ import numpy as np
 import polars as pl
 import pytest
 from PIL import Image
-from sqlalchemy import create_engine, text, update
+from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
 from emotion_batch.aggregate import ConfusionStats
-from emotion_batch.assets import asset_dir
 from emotion_batch.labels import EMOTIONS
 from emotion_batch.reports import ReportOptions, campaign_paths, render_ad_reports, render_reports, report_paths
 from emotion_batch.reports.methodology import model_reliability
 from emotion_batch.safe_text import csv_cell
-from emotion_batch.store.models import Base, ImageRow, Run
+from emotion_batch.store.models import ImageRow, Run
 
-from .store_data import populate
+from .store_data import populate, results_db
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("EMOTION_BATCH_UPDATE_GOLDEN") == "1"
@@ -98,13 +97,7 @@ class _Records(logging.Handler):
 
 
 def make_database(path: Path):
-    engine = create_engine(f"sqlite:///{path}")
-    Base.metadata.create_all(engine)
-    with engine.begin() as conn:
-        for chunk in (asset_dir("sql") / "views.sql").read_text(encoding="utf-8").split(";"):
-            code = "\n".join(line for line in chunk.splitlines() if not line.strip().startswith("--")).strip()
-            if code:
-                conn.exec_driver_sql(code)
+    engine = results_db(path)
     with Session(engine) as session, session.begin():
         populate(session, plan=PLAN, t0=T0, seed=11)
         # Hero film: EXIF times on a camera in May; the hostile ad: file times; the rest: processing time

@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from emotion_batch.assets import asset_dir
 from emotion_batch.exceptions import ReportError
 from emotion_batch.labels import EMOTIONS
 from emotion_batch.reports import render_ad_reports, report_paths, safe_filename
 from emotion_batch.reports.render import emotion_chart_svg, write_pdf
-from emotion_batch.store.models import Ad, Base, Campaign, FaceRow, ImageRow
+
+from . import store_data
+from .store_data import results_db
 
 HOSTILE = "<script>alert(1)</script>"
 NOW = dt.datetime(2024, 6, 1, 9, 30, tzinfo=dt.timezone.utc)
@@ -33,43 +33,22 @@ RESPONSIBLE = (
 
 
 def make_session(path) -> Session:
-    engine = create_engine(f"sqlite:///{path}")
-    Base.metadata.create_all(engine)
-    with engine.begin() as conn:
-        for chunk in (asset_dir("sql") / "views.sql").read_text(encoding="utf-8").split(";"):
-            code = "\n".join(l for l in chunk.splitlines() if not l.strip().startswith("--")).strip()
-            if code:
-                conn.exec_driver_sql(code)
-    return Session(engine)
+    return Session(results_db(path))
 
 
-def add_ad(session: Session, campaign: str, ad: str, faces_per_image: list[list[str]], *, failed: int = 0) -> None:
-    camp = session.query(Campaign).filter_by(name=campaign).one_or_none() or Campaign(name=campaign)
-    row = Ad(name=ad, campaign=camp)
-    session.add(row)
-    session.flush()
-    statuses = [("ok" if tops else "no_face", tops) for tops in faces_per_image] + [("unreadable", [])] * failed
-    for i, (status, tops) in enumerate(statuses):
-        image = ImageRow(
-            ad_id=row.id, path=f"x/{i}.jpg", size_bytes=1, mtime_ns=0, status=status, faces_count=len(tops)
-        )
-        session.add(image)
-        session.flush()
-        for j, top in enumerate(tops):
-            p = {f"p_{e}": (0.88 if e == top else 0.02) for e in EMOTIONS}
-            session.add(FaceRow(image_id=image.id, face_index=j, x=0, y=0, w=9, h=9, detection_score=0.9,
-                                top_emotion=top, model_id="cnn@abc123", **p))
-    session.flush()
+def add_ad(session: Session, campaign: str, ad: str, images: list[tuple[str, list[str]]]) -> None:
+    """``store_data.add_ad`` with these tests' model and confidence (the top emotion at 0.88, the rest 0.02)."""
+    store_data.add_ad(session, campaign, ad, images, confidence=0.88, model="cnn@abc123")
 
 
 @pytest.fixture()
 def session(tmp_path):
     session = make_session(tmp_path / "results.db")
     # 12 faces in 4 images + 1 image without a face + 1 unreadable: 6 happy, 4 neutral, 2 surprise.
-    add_ad(session, "Spring 2024", HOSTILE, [["happy"] * 3, ["happy"] * 3, ["neutral"] * 4, ["surprise"] * 2, []],
-           failed=1)
-    add_ad(session, "Spring 2024", "Small", [["angry", "angry", "fear"]])
-    add_ad(session, "../../evil", "../../evil", [["sad"]])
+    add_ad(session, "Spring 2024", HOSTILE, [("ok", ["happy"] * 3), ("ok", ["happy"] * 3), ("ok", ["neutral"] * 4),
+                                             ("ok", ["surprise"] * 2), ("no_face", []), ("unreadable", [])])
+    add_ad(session, "Spring 2024", "Small", [("ok", ["angry", "angry", "fear"])])
+    add_ad(session, "../../evil", "../../evil", [("ok", ["sad"])])
     session.commit()
     yield session
     session.close()
@@ -186,7 +165,7 @@ def test_render_ad_reports_writes_escaped_self_contained_html_and_pdf(session, t
 def test_names_are_shown_without_bidi_controls(session, tmp_path, caplog):
     caplog.set_level(logging.DEBUG, logger="weasyprint")
     name = "\u202eevil\u202c \u05e9\u05dc\u05d5\u05dd " + "long " * 40
-    add_ad(session, "Spring 2024", name, [["sad"]])
+    add_ad(session, "Spring 2024", name, [("ok", ["sad"])])
     html_path, _ = render_ad_reports(session, tmp_path, ads=[("Spring 2024", name)], generated_at=NOW)
     html = html_path.read_text(encoding="utf-8")
     assert "\u202e" not in html and "\u202c" not in html
@@ -241,7 +220,7 @@ def test_pdf_text_is_the_words_written_whatever_the_font_subsetter(tmp_path, pop
     from emotion_batch.reports import render as render_module
 
     session = make_session(tmp_path / "lig.db")
-    add_ad(session, "Affluent offline", "Office film", [["happy"] * 6, ["neutral"] * 6])
+    add_ad(session, "Affluent offline", "Office film", [("ok", ["happy"] * 6), ("ok", ["neutral"] * 6)])
     session.commit()
     subsetter = [True, False] if render_module._can_subset_fonts() else [False]
     for can_subset in subsetter:

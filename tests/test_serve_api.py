@@ -21,7 +21,7 @@ from emotion_batch.preprocess import faces_to_tensors  # noqa: E402
 from emotion_batch.sample import jpeg_bytes, synthetic_photo  # noqa: E402
 from emotion_batch.serve import ServeSettings, create_app  # noqa: E402
 
-from .serve_helpers import blazeface, group_photo, packshot, png_bytes  # noqa: E402,F401
+from .serve_helpers import group_photo, packshot, png_bytes  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,14 @@
-"""A real browser on the upload page: headless Debian chromium, driven over the DevTools protocol, uploads
+"""A real browser on the upload page: Debian's chromium, headless, driven by Playwright for Python, uploads
 images to a real ``emotion-batch serve`` process on loopback, clicks Predict and checks the boxes and bars.
 
-The screenshot is kept as ``tests/artifacts/serve_page.png`` (its path is printed). Skipped when chromium
-is not installed (``apt-get install chromium``).
+Playwright launches the system's chromium (``executable_path``): ``playwright install`` and its browser
+download are never needed. The screenshot is kept as ``tests/artifacts/serve_page.png`` (its path is
+printed). Skipped, with the reason, when chromium (``apt-get install chromium``) or the ``playwright``
+package (the test extra) is missing.
 """
 
 from __future__ import annotations
 
-import base64
-import itertools
-import json
 import os
 import shutil
 import subprocess
@@ -23,8 +22,8 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("fastapi")
-websocket = pytest.importorskip("websocket", reason="needs websocket-client (the test extra)")
 httpx = pytest.importorskip("httpx")
+playwright_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (the test extra)")
 
 from emotion_batch.labels import EMOTIONS  # noqa: E402
 
@@ -35,44 +34,18 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 
-
-class DevTools:
-    """The smallest Chrome DevTools Protocol client: one page, commands answered in order, events skipped."""
-
-    def __init__(self, ws_url: str) -> None:
-        self.ws = websocket.create_connection(ws_url, timeout=30, suppress_origin=True)
-        self.ids = itertools.count(1)
-
-    def __call__(self, method: str, **params):
-        msg_id = next(self.ids)
-        self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.ws.recv())
-            if message.get("id") == msg_id:
-                if "error" in message:
-                    raise RuntimeError(f"{method}: {message['error']}")
-                return message.get("result", {})
-
-    def js(self, expression: str):
-        result = self("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
-        if "exceptionDetails" in result:
-            raise RuntimeError(f"{expression[:60]}...: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def wait_for(self, expression: str, timeout: float = 30.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = self.js(expression)
-            if value:
-                return value
-            time.sleep(0.1)
-        raise TimeoutError(f"waited {timeout} s for {expression!r}; status line: {self.js(STATUS)!r}")
-
-    def close(self) -> None:
-        self.ws.close()
-
-
 STATUS = "document.getElementById('status') ? document.getElementById('status').textContent : ''"
+
+
+def wait_for(page, expression: str, timeout: float = 30.0) -> None:
+    """Wait until the page's ``expression`` is true, saying the page's status line when it never is.
+
+    The expression goes in as a function: a bare string would be ``eval``-ed in the page, which the page's
+    Content Security Policy (no ``unsafe-eval``) rightly refuses."""
+    try:
+        page.wait_for_function(f"() => {expression}", timeout=timeout * 1000, polling=100)
+    except playwright_api.TimeoutError:
+        raise TimeoutError(f"waited {timeout} s for {expression!r}; status line: {page.evaluate(STATUS)!r}") from None
 
 
 def _wait_http(url: str, timeout: float, proc: subprocess.Popen, log: Path) -> None:
@@ -113,34 +86,18 @@ def server(tmp_path, tiny_model_file):
 
 
 @pytest.fixture()
-def browser(tmp_path):
-    profile = tmp_path / "chromium-profile"
-    proc = subprocess.Popen(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
-         f"--user-data-dir={profile}", "--window-size=1200,900", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
-        while not (port_file.is_file() and port_file.read_text().strip()):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("chromium did not start its DevTools endpoint")
-            time.sleep(0.1)
-        port = int(port_file.read_text().split()[0])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
-            pages = [t for t in json.load(response) if t["type"] == "page"]
-        tools = DevTools(pages[0]["webSocketDebuggerUrl"])
-        yield tools
-        tools.close()
-    finally:
-        proc.terminate()
+def page():
+    """A page of Debian's chromium, headless, launched by Playwright (no browser of its own downloaded)."""
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage"])
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            yield browser.new_page(viewport={"width": 1200, "height": 900})
+        finally:
+            browser.close()
 
 
 COLLECT = """(() => {
@@ -160,7 +117,7 @@ COLLECT = """(() => {
 })()"""
 
 
-def test_upload_click_predict_and_see_boxes_and_bars(tmp_path, server, browser):
+def test_upload_click_predict_and_see_boxes_and_bars(tmp_path, server, page):
     data, truth = group_photo(seed=11, faces=3, size=(960, 540))
     photo = tmp_path / "group.jpg"
     photo.write_bytes(data)
@@ -169,29 +126,22 @@ def test_upload_click_predict_and_see_boxes_and_bars(tmp_path, server, browser):
     expected = httpx.post(server + "v1/predict", files={"file": ("group.jpg", data, "image/jpeg")}, timeout=60).json()
     assert len(expected["faces"]) == 3
 
-    cdp = browser
-    cdp("Page.enable")
-    cdp("Page.navigate", url=server)
-    cdp.wait_for("document.readyState === 'complete' && !!document.getElementById('predict')")
-    assert "apparent expressions, not feelings" in cdp.js("document.body.innerText")
-    document = cdp("DOM.getDocument")
-    node = cdp("DOM.querySelector", nodeId=document["root"]["nodeId"], selector="#files")["nodeId"]
-    cdp("DOM.setFileInputFiles", nodeId=node, files=[str(photo), str(bogus)])
-    assert cdp.js("document.getElementById('files').files.length") == 2
+    page.goto(server)
+    wait_for(page, "document.readyState === 'complete' && !!document.getElementById('predict')")
+    assert "apparent expressions, not feelings" in page.evaluate("document.body.innerText")
+    page.set_input_files("#files", [str(photo), str(bogus)])
+    assert page.evaluate("document.getElementById('files').files.length") == 2
 
-    button = cdp.js("(() => { const r = document.getElementById('predict').getBoundingClientRect();"
-                    " return {x: r.left + r.width / 2, y: r.top + r.height / 2}; })()")
-    for kind in ("mouseMoved", "mousePressed", "mouseReleased"):  # a real click, not a script calling .click()
-        cdp("Input.dispatchMouseEvent", type=kind, x=button["x"], y=button["y"], button="left", clickCount=1)
-    cdp.wait_for("document.body.dataset.done === '1'")
-    cdp.wait_for("Array.from(document.querySelectorAll('section.result img')).every((i) => i.complete && i.naturalWidth)")
-    sections = cdp.js(COLLECT)
-    status = cdp.js(STATUS)
+    page.click("#predict")  # a real click (the mouse moved, pressed, released on the button), not a script's .click()
+    wait_for(page, "document.body.dataset.done === '1'")
+    wait_for(page, "Array.from(document.querySelectorAll('section.result img'))"
+                   ".every((i) => i.complete && i.naturalWidth)")
+    sections = page.evaluate(COLLECT)
+    status = page.evaluate(STATUS)
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shot = cdp("Page.captureScreenshot", format="png", captureBeyondViewport=True)
     screenshot = ARTIFACTS / "serve_page.png"
-    screenshot.write_bytes(base64.b64decode(shot["data"]))
+    page.screenshot(path=str(screenshot), full_page=True)
     print(f"\nscreenshot of the upload page: {screenshot}")
 
     assert "2 images, 3 faces" in status, status

@@ -12,8 +12,6 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 from emotion_batch.serve import ServeSettings, create_app  # noqa: E402
 
-from .serve_helpers import blazeface  # noqa: E402,F401
-
 
 @pytest.fixture(scope="module")
 def api_schema(tiny_classifier, blazeface):

@@ -13,21 +13,11 @@ from emotion_batch.training.architectures import build_from_spec, load_spec, spe
 from emotion_batch.training.fit import TrainConfig, balanced_index, class_weights, train
 from emotion_batch.training.metrics import classification_report
 
-
-def _fake_fer(folder, n_per_split=60, seed=0):
-    rng = np.random.default_rng(seed)
-    rows = ["emotion,pixels,Usage"]
-    for usage in ("Training", "PublicTest", "PrivateTest"):
-        for i in range(n_per_split):
-            label = i % 7
-            face = np.clip(rng.normal(30 + label * 30, 20, (48, 48)), 0, 255).astype(np.uint8)  # label-dependent brightness
-            rows.append(f"{label},{' '.join(str(v) for v in face.ravel())},{usage}")
-    (folder / "fer2013.csv").write_text("\n".join(rows) + "\n")
-    return folder
+from .conftest import fake_fer
 
 
 def _fake_ferplus(folder, n_per_split=60, seed=0):
-    """FER+ vote files for ``_fake_fer``'s rows: row i of a split gets 6 votes for its label and 4 for
+    """FER+ vote files for ``fake_fer``'s rows: row i of a split gets 6 votes for its label and 4 for
     neutral, except every 10th row, whose votes all go to "unknown" (no vote on our classes)."""
     import gzip
 
@@ -59,7 +49,7 @@ def test_ferplus_votes_mix_into_the_original_targets(tmp_path):
     from emotion_batch.labels import FER2013_TO_INDEX
     from emotion_batch.training.data import ferplus_soft_mix, load_fer2013
 
-    data = _fake_ferplus(_fake_fer(tmp_path))
+    data = _fake_ferplus(fake_fer(tmp_path))
     faces = load_fer2013(data, split="train")
     mixed = ferplus_soft_mix(data, faces, split="train", weight=0.25)
     neutral = EMOTIONS.index("neutral")
@@ -81,7 +71,7 @@ def test_weight_average_and_bfloat16_training(tmp_path):
 
     from emotion_batch.training.fit import load_best
 
-    data = _fake_ferplus(_fake_fer(tmp_path))
+    data = _fake_ferplus(fake_fer(tmp_path))
     config = TrainConfig(data=str(data), model="tiny_test", epochs=2, batch_size=16, optimizer="sgd",
                          learning_rate=0.05, precision="mixed_bfloat16", ema=0.9, ferplus_weight=0.3, name="avg")
     state = train(config, runs_dir=tmp_path / "runs", verbose=0)
@@ -111,7 +101,7 @@ def test_a_run_starts_from_a_bundled_files_weights(tmp_path):
     from emotion_batch.training.fit import load_best
     from emotion_batch.model_layers import with_flip_averaging
 
-    data = _fake_fer(tmp_path)
+    data = fake_fer(tmp_path)
     train(TrainConfig(data=str(data), model="tiny_test", epochs=1, batch_size=16, name="first"), runs_dir=tmp_path / "runs", verbose=0)
     first = load_best(tmp_path / "runs" / "first")
     bundled = tmp_path / "first.keras"
@@ -151,7 +141,7 @@ def test_bad_spec_is_refused_with_the_reason():
 
 
 def test_train_writes_history_checkpoints_and_resumes(tmp_path):
-    data = _fake_fer(tmp_path)
+    data = fake_fer(tmp_path)
     config = TrainConfig(data=str(data), model="tiny_test", epochs=1, batch_size=32, augment=True)
     state = train(config, runs_dir=tmp_path / "runs", verbose=0)
     run = tmp_path / "runs" / "tiny_test_adam_gray_32_none"
@@ -278,7 +268,7 @@ def test_evaluate_command_reports_the_metrics_it_computes(tmp_path, tiny_model_f
     from emotion_batch.cli import cli
     from emotion_batch.training.data import load_fer2013
 
-    data = _fake_fer(tmp_path, n_per_split=28)
+    data = fake_fer(tmp_path, n_per_split=28)
     out = tmp_path / "eval"
     result = CliRunner().invoke(cli, ["evaluate", "--model", str(tiny_model_file), "--data", str(data), "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -304,7 +294,7 @@ def test_share_statistics_are_measured_on_publictest_through_the_job_classifier(
     from emotion_batch.training.share_stats import STATS_SPLIT, classifier_statistics, write_model_statistics
 
     assert STATS_SPLIT == "valid"  # PublicTest: PrivateTest stays the untouched test split
-    data = _fake_fer(tmp_path, n_per_split=28)
+    data = fake_fer(tmp_path, n_per_split=28)
     faces = load_fer2013(data, split=STATS_SPLIT)
     entry = classifier_statistics(tiny_classifier, faces, file_name="tiny.keras")
     expected = classification_report(faces.y, tiny_classifier.predict(faces.x))
