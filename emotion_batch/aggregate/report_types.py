@@ -194,9 +194,6 @@ class Comparison:
     percentiles: dict[str, Optional[float]]
     campaign_correction: Optional[Correction] = None
 
-    campaign_shares = _through("campaign", "shares", "The campaign's pooled share per expression; None when hidden.")
-    campaign_valence = _through("campaign", "valence", "The campaign's pooled valence; None when hidden.")
-
     @property
     def campaign_suppressed(self) -> bool:
         """Whether the campaign has fewer faces than the minimum group size."""
@@ -206,6 +203,9 @@ class Comparison:
     def few_norm_ads(self) -> bool:
         """Whether the norm has so few ads that a percentile is only an ordering."""
         return self.norm_ads < FEW_NORM_ADS
+
+    campaign_shares = _through("campaign", "shares", "The campaign's pooled share per expression; None when hidden.")
+    campaign_valence = _through("campaign", "valence", "The campaign's pooled valence; None when hidden.")
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON-ready values."""
