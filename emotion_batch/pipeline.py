@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import logging
 import os
 import signal
@@ -290,24 +291,31 @@ class _Executor:
         self.workers = workers
         self.pool = None
         self.analyser = None
+        self._start_pool = None
         if workers == 0:
             self.analyser = analyser(options, size, channels)
             signal.signal(signal.SIGINT, signal.default_int_handler)
-        else:
-            self.pool = WorkerPool(workers, analyser, (options, size, channels), died=_died,
-                                   weight=lambda task: task.candidate.size, call_items=CALL_IMAGES,
-                                   call_bytes=CALL_BYTES)
+        else:  # started at the first image: a run of recordings alone, or of unchanged files, starts no worker
+            self._start_pool = lambda: WorkerPool(workers, analyser, (options, size, channels), died=_died,
+                                                  weight=lambda task: task.candidate.size, call_items=CALL_IMAGES,
+                                                  call_bytes=CALL_BYTES)
 
     @property
     def worker_deaths(self) -> int:
         return self.pool.deaths if self.pool is not None else 0
 
     def map(self, tasks: Iterator[Task]) -> Iterator[Outcome]:
-        if self.pool is None:
+        if self.analyser is not None:
             for task in tasks:
                 yield self.analyser(task)
             return
-        yield from self.pool.map(tasks)
+        tasks = iter(tasks)
+        first = next(tasks, None)
+        if first is None:
+            return
+        if self.pool is None:
+            self.pool = self._start_pool()
+        yield from self.pool.map(itertools.chain([first], tasks))
 
     def close(self, *, terminate: bool = False) -> None:
         if self.pool is not None:

@@ -215,3 +215,28 @@ def test_a_changed_sidecar_redoes_its_video_with_the_new_offset(sqlite_factory, 
     assert _run(sqlite_factory, tiny_classifier, root).videos_processed == 1
     assert _videos(sqlite_factory)["spring/teaser/v1.mp4"].offset_s == 0.0
     assert len(_frames(sqlite_factory)) == 6
+
+
+def test_image_workers_start_only_when_there_is_an_image_to_read(sqlite_factory, tiny_classifier, tmp_path,
+                                                                 monkeypatch):
+    from PIL import Image
+
+    from emotion_batch import workers
+
+    started = []
+    real = workers.WorkerPool
+
+    def counting_pool(*args, **kwargs):
+        started.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(workers, "WorkerPool", counting_pool)
+    root = tmp_path / "campaigns"
+    _video(root / "spring" / "teaser" / "v1.mp4", seconds=1.0)
+    summary = _run(sqlite_factory, tiny_classifier, root, workers=2)
+    assert summary.videos_ok == 1 and started == []  # recordings alone: no image worker process
+    Image.new("RGB", (64, 48), "gray").save(root / "spring" / "teaser" / "photo.jpg")
+    summary = _run(sqlite_factory, tiny_classifier, root, workers=2)
+    assert summary.processed == 1 and started == [2]  # the new image: the pool starts once
+    summary = _run(sqlite_factory, tiny_classifier, root, workers=2)
+    assert summary.processed == 0 and started == [2]  # nothing new: no pool either
