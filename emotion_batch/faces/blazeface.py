@@ -273,7 +273,8 @@ class DualBlazeFaceDetector:
             large = np.sqrt(f.w * f.h) >= self.CLOSE_UP * min(width, height)
             if large and f.score >= self.CLOSE_UP_BORDER_MIN_SCORE and 0 <= cx < width and 0 <= cy < height:
                 faces.append(self._as_full(f))
-        return sort_faces(clip_faces(faces[:1], width, height, min_size=self.min_size))
+        best = max(faces, key=lambda f: f.score, default=None)  # one close-up at most: the surest
+        return clip_faces([best], width, height, min_size=self.min_size) if best is not None else []
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         height, width = rgb.shape[:2]
