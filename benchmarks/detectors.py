@@ -7,7 +7,8 @@ settings paste 30 and 150 faces and also print recall per true face size (sqrt(w
 16-40, 40-80, 80+ px). The close-up setting reads the real-photo dev set
 (``../shared/datasets/lfw-expressions-dev``: one face filling most of each photo, no boxes): its face counts as
 found when a box at least a quarter of the photo's shorter side has its centre in the middle half of the photo;
-every other box is a false positive.
+every other box is a false positive. The no-face setting cuts 190 squares of 64-640 px out of 19 scikit-image
+photos without faces (a cat, a rocket, textures, text, a colour wheel...): every box there is a false face.
 
     python benchmarks/detectors.py                # 40 photos per setting, every detector
     python benchmarks/detectors.py --detectors blazeface-dual,blazeface --photos 20
@@ -46,6 +47,10 @@ SETTINGS = [  # (label, width, height, faces, profile share)
     ("1920x1080, crowd of 150", 1920, 1080, 150, 0.0),
 ]
 SIZES = ((16, 40), (40, 80), (80, 10_000))  # true face side buckets (px) for the crowd rows
+#: scikit-image's photos without faces (a cat, a rocket, textures, text, a colour wheel...) for the no-face row
+NO_FACE = ("coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "brick", "grass", "gravel",
+           "coins", "moon", "page", "horse", "clock", "text", "colorwheel", "logo", "retina", "cell",
+           "stereo_motorcycle")
 
 
 def main() -> None:
@@ -66,6 +71,7 @@ def main() -> None:
     print(f"{'setting':<34}{'detector':<17}{'recall':>8}{'false pos':>10}{'ms/photo':>10}")
     if args.dev.is_dir():
         close_ups(args.dev, detectors, args.dev_photos)
+    no_faces(detectors)
     for label, w, h, n, profile in SETTINGS:
         rng = np.random.default_rng(0)
         photos = []
@@ -96,6 +102,32 @@ def main() -> None:
                         span = f"{lo}-{hi} px" if hi < 10_000 else f"{lo}+ px"
                         print(f"{'  faces ' + span + f' ({int(inside.sum())})':<34}{name:<17}"
                               f"{hits_a[inside].mean():>8.3f}{'':>10}{'':>10}", flush=True)
+
+
+def no_faces(detectors: dict) -> None:
+    """190 square crops without faces: 10 of each of 19 photos, of sides 64-640 px (resized where the photo is
+    smaller) at random places: every box is a false face. The close-up look fires on photos where nothing
+    was found, so this is where its false faces show."""
+    import skimage.data
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    crops = []
+    for name in NO_FACE:
+        image = getattr(skimage.data, name)()
+        image = image[0] if isinstance(image, tuple) else image
+        photo = Image.fromarray(np.asarray(image, dtype=np.uint8) * (255 if image.dtype == bool else 1)).convert("RGB")
+        for side in np.geomspace(64, 640, 10).astype(int):
+            short = min(photo.size)
+            cut = int(min(side, short))
+            left, top = int(rng.integers(0, photo.width - cut + 1)), int(rng.integers(0, photo.height - cut + 1))
+            crops.append(np.asarray(photo.crop((left, top, left + cut, top + cut)).resize((side, side), Image.Resampling.BILINEAR)))
+    for name, det in detectors.items():
+        det.detect(crops[0])
+        started = time.perf_counter()
+        false_pos = sum(len(det.detect(c)) for c in crops)
+        ms = (time.perf_counter() - started) * 1000 / len(crops)
+        print(f"{f'no face, {len(crops)} crops 64-640 px':<34}{name:<17}{'-':>8}{false_pos:>10}{ms:>10.1f}", flush=True)
 
 
 def close_ups(root: Path, detectors: dict, limit: int) -> None:

@@ -151,7 +151,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--size", default="640x480")
     parser.add_argument("--faces", type=int, default=1)
-    parser.add_argument("--detectors", default="blazeface,haar,mtcnn")
+    parser.add_argument("--detectors", default="blazeface-dual,blazeface,haar,mtcnn",
+                        help="detectors to run, comma-separated (--stages: the first; default: the job's own first)")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--batch-sizes", help="comma-separated batch sizes to sweep, e.g. 256,1024,4096 (GPU)")

@@ -78,12 +78,12 @@ def test_unknown_detector_lists_choices():
         build_detector("dlib")
 
 
-def test_min_face_drops_tiles_that_could_only_find_smaller_faces(blazeface):
+def test_min_face_drops_scales_that_could_only_find_smaller_faces(blazeface):
     quick = build_detector("blazeface", min_face=64)
     assert quick.min_size == 64.0
-    assert len(blazeface.regions(640, 480)) > 1  # the default searches tiles for faces down to 16 px
-    assert quick.regions(640, 480) == [(0, 0, 640)]  # the whole view resolves 64 px faces: no tile
-    assert len(quick.regions(1920, 1080)) > 1 and all(side >= 12 * 64 for _, _, side in quick.regions(1920, 1080)[1:])
+    assert len(blazeface.views(640, 480)) > 1  # the default also looks at a finer scale, for faces down to 16 px
+    assert quick.views(640, 480) == [640]  # the whole view resolves 64 px faces: no finer scale
+    assert len(quick.views(1920, 1080)) > 1 and all(side >= 12 * 64 for side in quick.views(1920, 1080)[1:])
     truth: list = []
     photo = np.asarray(synthetic_photo(np.random.default_rng(4), 640, 480, 1, boxes=truth, background="scene"))
     faces = quick.detect(photo)
@@ -96,8 +96,7 @@ def test_a_small_min_face_searches_finer_tiles_and_finds_a_crowd(blazeface):
     photo = np.asarray(synthetic_photo(np.random.default_rng(1), 1920, 1080, 60, boxes=truth, background="scene"))
     assert max(np.sqrt(t[2] * t[3]) for t in truth) < 80  # every face under 80 px in a 1920x1080 photo
     fine = build_detector("blazeface", min_face=24)
-    coarse_sides = {side for _, _, side in blazeface.regions(1920, 1080)}
-    fine_sides = {side for _, _, side in fine.regions(1920, 1080)}
+    coarse_sides, fine_sides = set(blazeface.views(1920, 1080)), set(fine.views(1920, 1080))
     assert fine_sides > coarse_sides and min(fine_sides) >= 12 * 24  # one more level, still resolving 24 px
 
     def recall(faces):
@@ -109,6 +108,51 @@ def test_a_small_min_face_searches_finer_tiles_and_finds_a_crowd(blazeface):
     assert found >= 0.95 and false <= 1
     dual = build_detector("blazeface-dual", min_face=24)
     assert dual.full.fine and not dual.short.fine and dual.min_size == 24.0
+
+
+def test_the_full_range_model_set_to_a_larger_input_finds_what_its_own_input_finds(blazeface):
+    """A finer scale is one model call over the whole view: the full-range model's file is rewritten for a
+    320x256 input (its upsampling sizes and output reshapes), and it must give each face the box and score
+    that the untouched 192x192 model gives it in a 192 px window around that face."""
+    from emotion_batch.faces.blazeface import model_for_input
+
+    truth: list = []
+    photo = np.asarray(synthetic_photo(np.random.default_rng(6), 320, 256, 4, boxes=truth, background="scene"))
+    view = blazeface._normalise(photo)[None]
+    raw, logits, anchors = blazeface._invoke(view)
+    assert raw.shape == (64 * 80, 16) and anchors.shape == (64 * 80, 2)
+    rows, scores = blazeface._decode(raw, logits, anchors)
+    for x, y, w, h, _ in truth:
+        left = int(np.clip(x + w / 2 - 96, 0, 320 - 192))
+        top = int(np.clip(y + h / 2 - 96, 0, 256 - 192))
+        own_rows, own_scores = blazeface._decode(*blazeface._invoke(view[:, top : top + 192, left : left + 192]))
+        own_rows += np.array([left, top, 0, 0] * 2, np.float32)
+        on_face = iou_matrix(own_rows[:, :4], np.array([[x, y, w, h]], np.float32))[:, 0] > 0.5
+        assert on_face.any(), (x, y, w, h)
+        own, own_score = own_rows[on_face][own_scores[on_face].argmax()], own_scores[on_face].max()
+        near = np.abs(rows[:, :2] + rows[:, 2:4] / 2 - (own[:2] + own[2:4] / 2)).max(axis=1) < 4
+        assert near.any(), (x, y, w, h)
+        big = rows[near][scores[near].argmax()]
+        assert np.abs(big[:4] - own[:4]).max() < 3 and abs(scores[near].max() - own_score) < 0.05
+    with pytest.raises(ValueError, match="multiples of 32"):
+        model_for_input("full", 250, 320)
+
+
+def test_a_face_only_the_finer_scale_resolves_is_found_at_the_default_settings(blazeface):
+    """A face of about 34 px in a 640x480 photo: about 10 px of the whole view's input, too small for it, and
+    found by the one call over the half-scale view."""
+    from PIL import Image
+
+    from emotion_batch.faces.blazeface import BlazeFaceDetector
+    from emotion_batch.sample import head
+
+    portrait = head("astronaut")
+    photo = np.asarray(no_face_photo(np.random.default_rng(7), 640, 480)).copy()
+    photo[300:391, 500:580] = np.asarray(portrait.resize((80, 91), Image.Resampling.BILINEAR).convert("RGB"))
+    assert BlazeFaceDetector("full", tile=0).detect(photo) == []  # the whole view alone
+    faces = blazeface.detect(photo)
+    assert len(faces) == 1 and 28 <= faces[0].w <= 40
+    assert 500 < faces[0].x < faces[0].x + faces[0].w < 580 and 300 < faces[0].y < faces[0].y + faces[0].h < 391
 
 
 def test_min_face_hides_smaller_faces_and_reaches_every_detector():
@@ -201,11 +245,35 @@ def test_dual_blazeface_counts_a_close_up_once_and_a_group_by_its_faces(monkeypa
     close_up = Face(25, 20, 300, 300, 0.8)
     part = Face(90, 160, 160, 160, 0.55)  # the short-range model sees the lower face once more, smaller
     monkeypatch.setattr(dual.full, "detect", lambda rgb: [])
-    monkeypatch.setattr(dual.short, "detect", lambda rgb: [part, close_up])
+    monkeypatch.setattr(dual.short, "detect", lambda rgb: [])
+    monkeypatch.setattr(dual.short_whole, "detect", lambda rgb: [part, close_up])
     faces = dual.detect(photo)
     assert len(faces) == 1 and faces[0].w > 250  # one face, the whole one
     # a group the short-range model took for one face: the full-range faces inside it are kept, it is not
     left, right = Face(40, 120, 100, 100, 0.9), Face(200, 120, 100, 100, 0.9)
     monkeypatch.setattr(dual.full, "detect", lambda rgb: [left, right])
-    monkeypatch.setattr(dual.short, "detect", lambda rgb: [Face(20, 60, 310, 250, 0.8)])
+    monkeypatch.setattr(dual.short_whole, "detect", lambda rgb: [Face(20, 60, 310, 250, 0.8)])
     assert sorted(round(f.x) for f in dual.detect(photo)) == [40, 200]
+
+
+def test_dual_blazeface_takes_a_close_up_at_the_lower_score_from_the_whole_view_only(monkeypatch):
+    """A large short-range face scoring 0.5-0.75 is a close-up where the whole view saw it; seen only at the
+    finer scale it is one of that scale's false faces (a textured scene's large box) and is dropped, as a
+    small face at that score is."""
+    from emotion_batch.faces.base import Face
+
+    dual = build_detector("blazeface-dual")
+    photo = np.zeros((480, 640, 3), np.uint8)
+    large, small = Face(300, 100, 150, 150, 0.6), Face(40, 40, 60, 60, 0.6)
+    monkeypatch.setattr(dual.full, "detect", lambda rgb: [])
+    monkeypatch.setattr(dual, "_bordered_close_up", lambda rgb: [])
+    monkeypatch.setattr(dual.short_whole, "detect", lambda rgb: [])
+    monkeypatch.setattr(dual.short, "detect", lambda rgb: [large, small])
+    assert dual.detect(photo) == []
+    monkeypatch.setattr(dual.short_whole, "detect", lambda rgb: [large, small])
+    monkeypatch.setattr(dual.short, "detect", lambda rgb: [])
+    faces = dual.detect(photo)
+    assert len(faces) == 1 and faces[0].w > 140 and faces[0].x > 250  # the close-up, not the small face
+    monkeypatch.setattr(dual.short, "detect", lambda rgb: [Face(300, 100, 150, 150, 0.8), Face(40, 40, 60, 60, 0.8)])
+    monkeypatch.setattr(dual.short_whole, "detect", lambda rgb: [])
+    assert len(dual.detect(photo)) == 2  # a sure face from the finer scale is kept at any size

@@ -50,12 +50,14 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(union, 1e-9)
 
 
-def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, *, iou: float, weighted: bool = False) -> list[Face]:
+def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, *, iou: float, weighted: bool = False,
+                        weights: np.ndarray | None = None) -> list[Face]:
     """Greedy NMS over ``(x, y, w, h)`` boxes; ``weighted`` averages each kept box with its suppressed
-    neighbours by score (MediaPipe's blending), which steadies BlazeFace boxes. Rows of 8 values carry the
-    eyes ``(x1, y1, x2, y2)`` after the box, blended the same way."""
+    neighbours by score (MediaPipe's blending), which steadies BlazeFace boxes, or by ``weights`` where given.
+    Rows of 8 values carry the eyes ``(x1, y1, x2, y2)`` after the box, blended the same way."""
     order = np.argsort(-scores)
     boxes, scores = boxes[order], scores[order]
+    weights = scores if weights is None else weights[order]
     alive = np.ones(len(boxes), dtype=bool)
     faces: list[Face] = []
     for i in range(len(boxes)):
@@ -65,7 +67,7 @@ def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, *, iou: float, we
         group = alive & (overlap >= iou)
         group[i] = True
         if weighted:
-            w = scores[group]
+            w = weights[group]
             box = (boxes[group] * w[:, None]).sum(axis=0) / w.sum()
         else:
             box = boxes[i]
