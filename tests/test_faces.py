@@ -257,14 +257,14 @@ def test_dual_blazeface_counts_a_close_up_once_and_a_group_by_its_faces(monkeypa
 
 
 def test_dual_blazeface_takes_a_close_up_at_the_lower_score_from_the_whole_view_only(monkeypatch):
-    """A large short-range face scoring 0.5-0.75 is a close-up where the whole view saw it; seen only at the
+    """A large short-range face scoring 0.5-0.6 is a close-up where the whole view saw it; seen only at the
     finer scale it is one of that scale's false faces (a textured scene's large box) and is dropped, as a
     small face at that score is."""
     from emotion_batch.faces.base import Face
 
     dual = build_detector("blazeface-dual")
     photo = np.zeros((480, 640, 3), np.uint8)
-    large, small = Face(300, 100, 150, 150, 0.6), Face(40, 40, 60, 60, 0.6)
+    large, small = Face(300, 100, 150, 150, 0.55), Face(40, 40, 60, 60, 0.55)
     monkeypatch.setattr(dual.full, "detect", lambda rgb: [])
     monkeypatch.setattr(dual, "_bordered_close_up", lambda rgb: [])
     monkeypatch.setattr(dual.short_whole, "detect", lambda rgb: [])

@@ -296,15 +296,21 @@ class DualBlazeFaceDetector:
 
     name = "blazeface-dual"
 
-    #: Thresholds. The short-range model's false faces are small ones in tiles (its true faces there score
-    #: 0.83-0.95, its false ones 0.3-0.45, a few up to 0.77) or one large box over a group, while real
+    #: Thresholds. The short-range model's false faces are small ones at its finer scale (its true faces there
+    #: score 0.83-0.95, its false ones 0.3-0.45, a few up to 0.77) or one large box over a group, while real
     #: close-ups score lower (a quarter of the dev set's close-ups score 0.5-0.65). So a short-range face
-    #: needs ``min_score`` where it is at least ``CLOSE_UP`` of the photo's shorter side and holds no smaller
-    #: face, ``SMALL_MIN_SCORE`` where it is smaller. Measured on 120 synthetic photos (gradients, scenes,
+    #: needs ``min_score`` where it is at least ``CLOSE_UP`` of the photo's shorter side, seen in the whole
+    #: view, and holds no smaller face; ``FINER_CLOSE_UP_MIN_SCORE`` where it is that large but seen at the
+    #: finer scale only; ``SMALL_MIN_SCORE`` where it is smaller. Measured (with tiles then) on 120 synthetic photos (gradients, scenes,
     #: 1-12 faces), 600 FER2013 faces pasted into scenes and the 1,302 dev close-ups: at 0.6 false faces
     #: 10, pasted faces found 97.5 %; 0.7: 2, 96.2 %; 0.75: 1, 94.2 %; 0.8: 0-5, 93.0 % (close-ups 97.7 % each).
+    #: The finer scale's large faces need more than the whole view's: on a textured scene that scale sees
+    #: large false faces at 0.5-0.6 (on 200 cluttered 640x480 photos with one face each, false faces at 0.5:
+    #: 11, 0.55: 6, 0.6: 5, 0.75: 5), where 600 FER2013 faces pasted into scenes at 60-400 px are found at
+    #: 0.917 / 0.913 / 0.912 / 0.905 (the tiles before this scale was one view: 0.918 with 10 false faces).
     MIN_SCORE = 0.5
     SMALL_MIN_SCORE = 0.75
+    FINER_CLOSE_UP_MIN_SCORE = 0.6
     CLOSE_UP = 0.25
     #: A photo where neither model found a face is looked at once more by the short-range model with a black
     #: border of this share of its long side: a face cut at the photo's edges (a tight crop, a face turned or
@@ -320,7 +326,9 @@ class DualBlazeFaceDetector:
     def __init__(self, *, min_score: float | None = None, min_size: float | None = None, tile: int = 384,
                  short_tile: int = 192, small_min_score: float | None = None, threads: int = 1) -> None:
         score = self.MIN_SCORE if min_score is None else min_score
+        self.min_score = score
         self.small_min_score = max(score, self.SMALL_MIN_SCORE if small_min_score is None else small_min_score)
+        self.finer_close_up_min_score = max(score, self.FINER_CLOSE_UP_MIN_SCORE)
         self.full = BlazeFaceDetector("full", min_score=score, min_size=min_size, tile=tile, threads=threads)
         # a finer scale for the short-range model: it finds faces from about a sixth of what it sees (faces of
         # 60-130 px in 640x480 photos: 70 % found with 384 px tiles, 89 % with 192, benchmarks/scene_parity.py;
@@ -367,8 +375,9 @@ class DualBlazeFaceDetector:
         kept_short: list[Face] = []
         short = [(f, True) for f in self.short_whole.detect(rgb)] + [(f, False) for f in self.short.detect(rgb)]
         for f, whole in sorted(short, key=lambda pair: pair[0].w * pair[0].h, reverse=True):
-            close_up = whole and np.sqrt(f.w * f.h) >= self.CLOSE_UP * min(width, height)
-            if f.score < self.small_min_score and not close_up:
+            large = np.sqrt(f.w * f.h) >= self.CLOSE_UP * min(width, height)
+            need = (self.min_score if whole else self.finer_close_up_min_score) if large else self.small_min_score
+            if f.score < need:
                 continue
             if any(_holds(f, g) for g in by_full):
                 continue  # a face does not hold a smaller face: the short-range model saw a group as one face
