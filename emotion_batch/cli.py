@@ -315,6 +315,13 @@ def sample(dest, seed) -> None:
               help="Momentum of a moving average of the weights (e.g. 0.999); the average is what is validated and kept.")
 @click.option("--ferplus-weight", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Mix this share of the FER+ votes into the original labels' targets (FER2013 data only).")
+@click.option("--teacher", "teachers", multiple=True,
+              help="Distil from this model (repeat for an ensemble): a run folder, a .keras file or a bundled model's name; "
+                   "its mean probabilities (with mirror images) are mixed into the targets.")
+@click.option("--teacher-weight", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of the teachers' probabilities in the targets (with --teacher).")
+@click.option("--teacher-temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Soften the teachers' probabilities (p ** (1/T), renormalised).")
 @click.option("--name", "run_name", help="Run folder name (default: <model>_<optimizer>_<colormode>_<batch>_<balance>).")
 @click.option("--init", help="Start from these weights: a bundled model's name or a .keras file of the same architecture.")
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N rows of each split (smoke runs).")
@@ -322,7 +329,8 @@ def sample(dest, seed) -> None:
 @click.option("--runs", "runs_dir", default="runs", show_default=True, type=click.Path(file_okay=False))
 @verbose_option
 def train(data, arch, labels, optimizer, learning_rate, schedule, batch_size, epochs, patience, balance, no_augment,
-          label_smoothing, precision, ema, ferplus_weight, run_name, init, limit, seed, runs_dir, verbose) -> None:
+          label_smoothing, precision, ema, ferplus_weight, teachers, teacher_weight, teacher_temperature, run_name, init,
+          limit, seed, runs_dir, verbose) -> None:
     """Train (or resume) a run named <model>_<optimizer>_<colormode>_<batch>_<balance> under --runs."""
     setup_logging(max(verbose, 1), False)
     _quiet_tensorflow(verbose)
@@ -331,7 +339,8 @@ def train(data, arch, labels, optimizer, learning_rate, schedule, batch_size, ep
     config = TrainConfig(data=data, model=arch, labels=labels, optimizer=optimizer, learning_rate=learning_rate,
                          schedule=schedule, batch_size=batch_size, epochs=epochs, patience=patience, balance=balance,
                          augment=not no_augment, label_smoothing=label_smoothing, precision=precision, ema=ema,
-                         ferplus_weight=ferplus_weight, name=run_name, init=init, limit=limit, seed=seed)
+                         ferplus_weight=ferplus_weight, teachers=list(teachers), teacher_weight=teacher_weight,
+                         teacher_temperature=teacher_temperature, name=run_name, init=init, limit=limit, seed=seed)
     state = train_run(config, runs_dir=runs_dir, verbose=2 if verbose else 0)
     click.echo(f"emotion-batch: run {state['run_dir']}: best validation accuracy {state['best_val_accuracy']:.4f} "
                f"at epoch {state['best_epoch']} of {state['epoch']}")

@@ -121,6 +121,58 @@ def test_a_run_starts_from_a_bundled_files_weights(tmp_path):
         train(TrainConfig(data=str(data), model="tiny_test", epochs=1, init=str(other), name="third"), runs_dir=tmp_path / "runs", verbose=0)
 
 
+def _constant_teacher(path, probabilities, shape=(48, 48, 1)):
+    """A .keras model that gives every face the same class probabilities (zero kernel, bias log p)."""
+    import keras
+
+    q = np.asarray(probabilities, dtype=np.float32)
+    inputs = keras.Input(shape)
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    out = keras.layers.Dense(7, activation="softmax", kernel_initializer="zeros",
+                             bias_initializer=keras.initializers.Constant(np.log(q)))(pooled)
+    keras.Model(inputs, out).save(path)
+    return str(path)
+
+
+def test_distillation_mixes_the_teachers_mean_probabilities_into_the_targets(tmp_path, monkeypatch):
+    from emotion_batch.training import fit
+    from emotion_batch.training.data import load_fer2013
+
+    data = fake_fer(tmp_path)
+    q1 = np.array([0.4, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1])
+    q2 = np.array([0.1, 0.1, 0.1, 0.4, 0.1, 0.1, 0.1])
+    one, two = _constant_teacher(tmp_path / "one.keras", q1), _constant_teacher(tmp_path / "two.keras", q2)
+    faces = load_fer2013(data, split="train")
+    mean = (q1 + q2) / 2
+    np.testing.assert_allclose(fit.teacher_targets([one, two], faces), np.tile(mean, (len(faces), 1)), atol=1e-5)
+    soft = fit.teacher_targets([one, two], faces, temperature=2.0)[0]
+    np.testing.assert_allclose(soft, np.sqrt(mean) / np.sqrt(mean).sum(), atol=1e-5)  # T = 2 softens
+    assert soft.max() < mean.max()
+    mixed = fit.distil_mix(faces, fit.teacher_targets([one], faces), 0.3)
+    np.testing.assert_allclose(mixed.soft, 0.7 * faces.soft + 0.3 * q1, atol=1e-5)
+    np.testing.assert_array_equal(mixed.y, faces.y)  # the hard labels stay
+
+    seen = []  # the training run's own targets: the cleaned training faces mixed with the teacher
+    real = fit.make_dataset
+    monkeypatch.setattr(fit, "make_dataset", lambda f, **kw: (seen.append((f, kw["training"])), real(f, **kw))[1])
+    config = TrainConfig(data=str(data), model="tiny_test", epochs=1, batch_size=16, teachers=[one],
+                         teacher_weight=0.5, name="student")
+    fit.train(config, runs_dir=tmp_path / "runs", verbose=0)
+    trained = [f for f, training in seen if training][0]
+    np.testing.assert_allclose(trained.soft, 0.5 * np.eye(7)[trained.y] + 0.5 * q1, atol=1e-5)
+    assert json.loads((tmp_path / "runs" / "student" / "config.json").read_text())["teachers"] == [one]
+
+    with pytest.raises(ConfigError, match="needs both teachers"):
+        TrainConfig(data=str(data), teachers=[one]).validate()
+    with pytest.raises(ConfigError, match="needs both teachers"):
+        TrainConfig(data=str(data), teacher_weight=0.5).validate()
+    rgb = _constant_teacher(tmp_path / "rgb.keras", q1, shape=(48, 48, 3))
+    with pytest.raises(ConfigError, match="takes"):
+        fit.teacher_targets([rgb], faces)
+    with pytest.raises(ConfigError, match="a teacher must be"):
+        fit.teacher_targets([str(tmp_path / "missing.keras")], faces)
+
+
 @pytest.mark.slow
 def test_original_architectures_build_from_their_specs():
     assert {"model_1_concept", "model_2_best", "model_3_best_nodropout", "model_4_best_nodropout_nobatchn", "resx_small"} <= set(spec_names())

@@ -55,6 +55,9 @@ class TrainConfig:
     precision: str = "float32"  # float32 | mixed_bfloat16
     ema: float = 0.0  # momentum of the weights' moving average (0: none); selection then uses the average
     ferplus_weight: float = 0.0  # weight of the FER+ vote shares mixed into the original targets
+    teachers: list[str] = field(default_factory=list)  # run folders, .keras files or bundled names (distillation)
+    teacher_weight: float = 0.0  # weight of the teachers' mean probabilities mixed into the targets
+    teacher_temperature: float = 1.0  # softens the teachers' probabilities (p ** (1 / T), renormalised)
     name: str | None = None  # run folder name (default: derived from the options)
     init: str | None = None  # start from these weights: a bundled model's name or a .keras file of the same spec
     limit: int | None = None
@@ -81,6 +84,13 @@ class TrainConfig:
         if self.ferplus_weight and self.labels != "original":
             raise ConfigError("ferplus_weight mixes FER+ votes into the original labels; use it with labels='original'. "
                               f"Received: labels={self.labels!r}")
+        if not 0.0 <= self.teacher_weight <= 1.0:
+            raise ConfigError(f"teacher_weight must be within 0..1. Received: teacher_weight={self.teacher_weight!r}")
+        if bool(self.teacher_weight) != bool(self.teachers):
+            raise ConfigError("distillation needs both teachers and a teacher_weight above 0. "
+                              f"Received: teachers={self.teachers!r}, teacher_weight={self.teacher_weight!r}")
+        if not self.teacher_temperature > 0:
+            raise ConfigError(f"teacher_temperature must be above 0. Received: teacher_temperature={self.teacher_temperature!r}")
         balance_target(self.balance)
 
     def run_name(self, channels: int) -> str:
@@ -201,6 +211,53 @@ def make_dataset(faces: FaceSet, *, batch_size: int, training: bool, augment: bo
     if training and augment:
         ds = ds.map(make_augmenter(seed), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _load_teacher(source: str):
+    """A teacher model: a run folder (its best weights), a ``.keras`` file or a bundled model's name."""
+    import keras
+
+    from .. import model_layers  # noqa: F401  (registers the bundled files' layers)
+    from ..classifier import locate_model
+
+    path = Path(source)
+    if path.is_dir() and (path / "best.weights.h5").is_file():
+        return load_best(path)
+    if path.suffix == ".keras" and path.is_file():
+        return keras.models.load_model(path, compile=False)
+    if path.suffix or path.is_dir():
+        raise ConfigError(f"a teacher must be a run folder with best.weights.h5, a .keras file or a bundled model's "
+                          f"name. Received: teacher={source!r}")
+    return keras.models.load_model(locate_model(source, backend="keras").path, compile=False)
+
+
+def teacher_targets(teachers: list[str], faces: FaceSet, *, temperature: float = 1.0, batch_size: int = 512) -> np.ndarray:
+    """The teachers' mean class probabilities for ``faces``: each teacher sees every face and its mirror image
+    (the two averaged), the teachers are averaged, and ``temperature`` above 1 softens the mean
+    (``p ** (1 / T)``, renormalised), as the soft targets of knowledge distillation."""
+    if not len(faces):
+        return np.zeros((0, NUM_CLASSES), np.float32)
+    x = faces.x.astype(np.float32)
+    total = np.zeros((len(faces), NUM_CLASSES), np.float64)
+    for source in teachers:
+        model = _load_teacher(source)
+        if tuple(model.input_shape[1:]) != tuple(x.shape[1:]):
+            raise ConfigError(f"teacher {source!r} takes {tuple(model.input_shape[1:])} faces, the student's data is "
+                              f"{tuple(x.shape[1:])}")
+        p = model.predict(x, batch_size=batch_size, verbose=0) + model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0)
+        total += p / 2.0
+        log.info("teacher %s: agrees with the labels on %.3f of %d faces", source,
+                 float((p.argmax(axis=1) == faces.y).mean()), len(faces))
+    mean = total / len(teachers)
+    soft = np.power(np.clip(mean, 1e-12, 1.0), 1.0 / temperature)
+    return (soft / soft.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def distil_mix(faces: FaceSet, teacher: np.ndarray, weight: float) -> FaceSet:
+    """``(1 - w) * targets + w * teacher``: cross-entropy against the mix is the original loss plus ``w`` times
+    the KL divergence to the teachers (up to a constant), as ``ferplus_soft_mix`` does with the FER+ votes."""
+    soft = ((1.0 - weight) * faces.soft + weight * teacher).astype(np.float32)
+    return FaceSet(faces.x, faces.y, soft, f"{faces.source} + teachers (weight {weight:g})")
 
 
 def _load_initial_weights(model, init: str) -> None:
@@ -347,6 +404,9 @@ def train(config: TrainConfig, *, runs_dir: str | Path, verbose: int = 2) -> dic
     keras.mixed_precision.set_global_policy(config.precision)  # layers built or loaded below take it
     try:
         train_set, valid_set = load_splits(config, size=size, channels=channels)
+        if config.teachers:
+            train_set = distil_mix(train_set, teacher_targets(config.teachers, train_set, temperature=config.teacher_temperature),
+                                   config.teacher_weight)
         rng = np.random.default_rng(config.seed)
         target = balance_target(config.balance)
         index = balanced_index(train_set.y, target, rng) if target else None
