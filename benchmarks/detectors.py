@@ -13,7 +13,7 @@ photos without faces (a cat, a rocket, textures, text, a colour wheel...): every
     python benchmarks/detectors.py                # 40 photos per setting, every detector
     python benchmarks/detectors.py --detectors blazeface-dual,blazeface --photos 20
 
-A detector written ``NAME:PX`` runs with ``--min-face-size PX`` (BlazeFace then searches finer tiles).
+A detector written ``NAME:PX`` runs with ``--min-face-size PX`` (BlazeFace then searches finer scales).
 """
 
 from __future__ import annotations

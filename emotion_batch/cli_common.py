@@ -163,8 +163,9 @@ def detector_options(f):
     f = click.option("--min-face-size", "min_face", type=click.FloatRange(min=1), metavar="PX",
                      help="Smallest face side to report, in pixels of the searched image (photos are searched at "
                           "most 1920 px on their long side); larger is faster with the blazeface detectors and haar; "
-                          "given, BlazeFace also searches finer tiles down to faces this small (crowds, slower)  "
-                          "[default: 16; BlazeFace's tiles then resolve faces of about 1/30 of the long side; haar 24]")(f)
+                          "given, BlazeFace also searches finer scales down to faces this small (crowds, slower)  "
+                          "[default: 16; BlazeFace's finer scale then resolves faces of about 1/30 of the long side; "
+                          "haar 24]")(f)
     f = click.option("--min-score", type=click.FloatRange(0, 1, min_open=True, max_open=True),
                      help="Detection threshold  [default: the detector's own]")(f)
     from .faces import DETECTORS  # numpy only: --help stays light

@@ -162,6 +162,20 @@ def test_distillation_mixes_the_teachers_mean_probabilities_into_the_targets(tmp
     np.testing.assert_allclose(trained.soft, 0.5 * np.eye(7)[trained.y] + 0.5 * q1, atol=1e-5)
     assert json.loads((tmp_path / "runs" / "student" / "config.json").read_text())["teachers"] == [one]
 
+    # an interrupted run resumes on the targets it started with (kept in its folder), not predicted again,
+    # and refuses other distillation options
+    state_path = tmp_path / "runs" / "student" / "state.json"
+    state = json.loads(state_path.read_text())
+    state_path.write_text(json.dumps({**state, "done": False}))
+    with pytest.raises(ConfigError, match="other distillation options"):
+        fit.train(TrainConfig(**{**config.__dict__, "teacher_weight": 0.2, "epochs": 2}), runs_dir=tmp_path / "runs", verbose=0)
+    monkeypatch.setattr(fit, "teacher_targets", lambda *a, **k: pytest.fail("the teachers were asked again"))
+    seen.clear()
+    assert fit.train(TrainConfig(**{**config.__dict__, "epochs": 2}), runs_dir=tmp_path / "runs", verbose=0)["epoch"] == 2
+    resumed = [f for f, training in seen if training][0]
+    np.testing.assert_allclose(resumed.soft, trained.soft, atol=1e-6)
+    monkeypatch.undo()
+
     with pytest.raises(ConfigError, match="needs both teachers"):
         TrainConfig(data=str(data), teachers=[one]).validate()
     with pytest.raises(ConfigError, match="needs both teachers"):

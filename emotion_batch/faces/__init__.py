@@ -19,9 +19,9 @@ def build_detector(name: str, *, min_score: float | None = None, min_face: float
         min_score: overrides the detector's default detection threshold.
         min_face: smallest face side to report, in pixels of the searched image (default: the detector's
             own, 16 px; 24 px for ``haar``). BlazeFace and Haar also search faster for larger values:
-            BlazeFace needs no tiles where the whole image already resolves faces that large. Given
-            explicitly, it also makes BlazeFace search tiles fine enough for faces that small (crowds; more
-            invokes a photo); by default BlazeFace's tiles resolve faces of about 1/30 of the long side.
+            BlazeFace needs no finer scale where the whole image already resolves faces that large. Given
+            explicitly, it also makes BlazeFace search scales fine enough for faces that small (crowds; more
+            arithmetic a photo); by default BlazeFace's finer scale resolves faces of about 1/30 of the long side.
     """
     if min_face is not None and not min_face > 0:
         raise ConfigError(f"min_face must be a positive number of pixels. Received: min_face={min_face!r}")

@@ -122,9 +122,9 @@ class BlazeFaceDetector:
         variant: ``full`` (192x192 input, faces up to ~5 m away) or ``short`` (128x128, selfie range).
         min_score: detection threshold on the sigmoid score.
         min_size: smallest face side kept, in pixels.
-        tile: the side, in pixels of the image, that one model input covers at the first finer scale;
-            images whose long side exceeds ``1.25 * tile`` are also seen at that scale, so faces of about
-            5% of the image width are still found. 0: the whole view only.
+        tile: the least side, in pixels of the image, that one model input covers at the first finer scale
+            (it covers at least 40 % of the long side, see ``views``); images whose long side exceeds
+            ``1.25`` times that side are also seen at that scale. 0: the whole view only.
         whole: also look at the whole view (False: the finer scales only).
         threads: interpreter threads.
     """
@@ -161,8 +161,11 @@ class BlazeFaceDetector:
         with quiet_native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
             interpreter.allocate_tensors()
         outputs = sorted(interpreter.get_output_details(), key=lambda d: d["shape"][-1], reverse=True)
-        entry = (interpreter, interpreter.get_input_details()[0]["index"], outputs[0]["index"], outputs[1]["index"],
-                 anchors(height, width, self.layers))
+        grid = anchors(height, width, self.layers)
+        if int(np.prod(outputs[1]["shape"])) != len(grid):
+            raise DetectorError(f"the {self.variant}-range BlazeFace model gives {int(np.prod(outputs[1]['shape']))} "
+                                f"boxes for a {height}x{width} input where {len(grid)} anchors were expected")
+        entry = (interpreter, interpreter.get_input_details()[0]["index"], outputs[0]["index"], outputs[1]["index"], grid)
         self._shapes[key] = entry
         if len(self._shapes) > self.SHAPES_KEPT:
             self._shapes.popitem(last=False)
@@ -257,12 +260,12 @@ class BlazeFaceDetector:
         for side in self.views(width, height):
             scale = self.size / side
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            if size[0] < width:
-                view = cv2.resize(np.ascontiguousarray(rgb), size, interpolation=cv2.INTER_AREA)
-            elif size[0] > width:  # a photo smaller than the model's input (Pillow's filter, as measured)
-                view = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
-            else:
+            if size == (width, height):
                 view = rgb
+            elif scale < 1.0:
+                view = cv2.resize(np.ascontiguousarray(rgb), size, interpolation=cv2.INTER_AREA)
+            else:  # a photo smaller than the model's input (Pillow's filter, as measured)
+                view = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
             for window, x0, y0 in self._windows(self._normalise(view), whole=side == whole_side):
                 b, s = self._decode(*self._invoke(window))
                 boxes.append((b + np.array([x0, y0, 0, 0, x0, y0, x0, y0], np.float32)) / scale)
@@ -273,7 +276,8 @@ class BlazeFaceDetector:
         all_boxes, all_scores = np.concatenate(boxes), np.concatenate(scores)
         # one face seen at two scales is blended by score and by its area in the model's input: the view
         # where it is larger places its box and eyes better (a 90 px face is 18 px of the short-range
-        # model's whole view, 46 px of its finer one)
+        # model's whole view, 46 px of its finer one). The dual detector runs the short-range model's two
+        # views as two detectors and merges all faces by score.
         weights = all_scores * np.concatenate(sizes) ** 2
         faces = non_max_suppression(all_boxes, all_scores, iou=0.3, weighted=True, weights=weights)
         return sort_faces(clip_faces(faces, width, height, min_size=self.min_size))
@@ -335,8 +339,8 @@ class DualBlazeFaceDetector:
         # with the whole view alone 88.9 % of all pasted faces against 94.7 %); it keeps that one scale: finer
         # ones (an explicit min_size) are the full-range model's, which finds small faces with fewer false ones
         self.short = BlazeFaceDetector("short", min_score=score, tile=short_tile, whole=False, threads=threads)
-        self.short.min_size = self.min_size = self.full.min_size
         self.short_whole = BlazeFaceDetector("short", min_score=score, tile=0, threads=threads)
+        self.short.min_size = self.short_whole.min_size = self.min_size = self.full.min_size
 
     def views(self, width: int, height: int) -> list[int]:
         """The full-range model's scales (the short-range model sees the whole view and one finer scale)."""

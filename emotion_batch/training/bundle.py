@@ -21,6 +21,14 @@ def save_for_inference(model, path: str | Path) -> str:
     return sha256_file(path)
 
 
+def _distillation_row(config: dict[str, Any]) -> str:
+    """The card's row naming the teachers a run was distilled from (none for a run without)."""
+    if not config.get("teachers"):
+        return ""
+    return (f"| distilled from | {', '.join(f'`{t}`' for t in config['teachers'])} (weight {config['teacher_weight']}, "
+            f"temperature {config['teacher_temperature']}) |\n")
+
+
 def write_card(path: Path, *, name: str, model, run_dir: Path, metrics: dict[str, Any], valid_metrics: dict[str, Any],
                file_name: str, sha256: str, command: str, extra: dict[str, Any],
                litert: dict[str, Any] | None = None, calibration: dict[str, Any] | None = None) -> None:
@@ -60,8 +68,8 @@ macro-F1 {q['macro_f1']:.4f}; recall """ + ", ".join(f"{c} {m['recall']:.3f}" fo
 | trained | {dt.date.today().isoformat()}, {state['epoch']} epochs (best validation epoch {state['best_epoch']}) |
 | data | FER2013 (`../shared/datasets/fer2013/`), {config['labels']} labels |
 | split | train on `Training` ({state.get('train_size', '?')} faces after cleaning), select on `PublicTest`, report on `PrivateTest` (never used for a choice) |
-| options | optimizer {config['optimizer']}, lr {config['learning_rate']} ({config['schedule']}), batch {config['batch_size']}, balance {config['balance']}, label smoothing {config['label_smoothing']}, augmentation {config['augment']} |
-{''.join(f'| {k} | {v} |' + chr(10) for k, v in extra.items())}
+| options | optimizer {config['optimizer']}, lr {config['learning_rate']} ({config['schedule']}), batch {config['batch_size']}, balance {config['balance']}, label smoothing {config['label_smoothing']}, augmentation {config['augment']}, weight average {config.get('ema', 0.0)}, FER+ vote weight {config.get('ferplus_weight', 0.0)} |
+{_distillation_row(config)}{''.join(f'| {k} | {v} |' + chr(10) for k, v in extra.items())}
 ## Results on FER2013 PrivateTest ({metrics['n']} faces, original labels)
 
 | metric | value |

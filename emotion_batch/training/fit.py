@@ -234,18 +234,29 @@ def _load_teacher(source: str):
 def teacher_targets(teachers: list[str], faces: FaceSet, *, temperature: float = 1.0, batch_size: int = 512) -> np.ndarray:
     """The teachers' mean class probabilities for ``faces``: each teacher sees every face and its mirror image
     (the two averaged), the teachers are averaged, and ``temperature`` above 1 softens the mean
-    (``p ** (1 / T)``, renormalised), as the soft targets of knowledge distillation."""
+    (``p ** (1 / T)``, renormalised), as the soft targets of knowledge distillation. The teachers are built
+    in float32 whatever the global precision policy."""
+    import keras
+
     if not len(faces):
         return np.zeros((0, NUM_CLASSES), np.float32)
-    x = faces.x.astype(np.float32)
+    x = faces.x
     total = np.zeros((len(faces), NUM_CLASSES), np.float64)
-    for source in teachers:
-        model = _load_teacher(source)
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        models = [(source, _load_teacher(source)) for source in teachers]
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    for source, model in models:
         if tuple(model.input_shape[1:]) != tuple(x.shape[1:]):
             raise ConfigError(f"teacher {source!r} takes {tuple(model.input_shape[1:])} faces, the student's data is "
                               f"{tuple(x.shape[1:])}")
-        p = model.predict(x, batch_size=batch_size, verbose=0) + model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0)
-        total += p / 2.0
+        p = np.zeros((len(faces), NUM_CLASSES), np.float64)
+        for start in range(0, len(faces), batch_size):  # uint8 in, one float32 batch at a time
+            chunk = x[start : start + batch_size].astype(np.float32)
+            p[start : start + len(chunk)] = (model.predict_on_batch(chunk) + model.predict_on_batch(chunk[:, :, ::-1])) / 2.0
+        total += p
         log.info("teacher %s: agrees with the labels on %.3f of %d faces", source,
                  float((p.argmax(axis=1) == faces.y).mean()), len(faces))
     mean = total / len(teachers)
@@ -254,10 +265,42 @@ def teacher_targets(teachers: list[str], faces: FaceSet, *, temperature: float =
 
 
 def distil_mix(faces: FaceSet, teacher: np.ndarray, weight: float) -> FaceSet:
-    """``(1 - w) * targets + w * teacher``: cross-entropy against the mix is the original loss plus ``w`` times
-    the KL divergence to the teachers (up to a constant), as ``ferplus_soft_mix`` does with the FER+ votes."""
+    """``(1 - w) * targets + w * teacher``: cross-entropy against the mix is ``(1 - w)`` times the original
+    loss plus ``w`` times the KL divergence to the teachers, up to a constant (as ``ferplus_soft_mix`` does
+    with the FER+ votes)."""
     soft = ((1.0 - weight) * faces.soft + weight * teacher).astype(np.float32)
     return FaceSet(faces.x, faces.y, soft, f"{faces.source} + teachers (weight {weight:g})")
+
+
+def _teacher_stamp(source: str) -> str:
+    """What identifies a teacher's weights: the sha256 of its weights file (a bundled name: its file's)."""
+    from ..classifier import locate_model, sha256_file
+
+    path = Path(source)
+    if path.is_dir():
+        path = path / "best.weights.h5"
+    elif path.suffix != ".keras":
+        path = locate_model(source, backend="keras").path
+    return sha256_file(path)
+
+
+def _cached_teacher_targets(config: TrainConfig, faces: FaceSet, run_dir: Path, *, resuming: bool) -> np.ndarray:
+    """``teacher_targets`` for a run, kept in its folder (``teacher_targets.npz``) under the teachers' weights'
+    sha256, the temperature and the face count: a resumed run trains on the targets it started with, without
+    predicting them again, even if a teacher's run went on training since (said in the log)."""
+    key = json.dumps([[_teacher_stamp(t) for t in config.teachers], config.teacher_temperature, len(faces)])
+    cache = run_dir / "teacher_targets.npz"
+    if cache.is_file():
+        with np.load(cache) as stored:
+            if str(stored["key"]) == key:
+                return stored["targets"]
+            if resuming and stored["targets"].shape == (len(faces), NUM_CLASSES):
+                log.warning("the teachers' weights changed since %s started: it keeps the targets it started with",
+                            run_dir.name)
+                return stored["targets"]
+    targets = teacher_targets(config.teachers, faces, temperature=config.teacher_temperature)
+    np.savez(cache, key=np.array(key), targets=targets)
+    return targets
 
 
 def _load_initial_weights(model, init: str) -> None:
@@ -396,6 +439,14 @@ def train(config: TrainConfig, *, runs_dir: str | Path, verbose: int = 2) -> dic
     if state.get("done"):
         log.info("run %s is already done", run_dir.name)
         return {**state, "run_dir": str(run_dir)}
+    if state["epoch"] > 0 and (run_dir / "config.json").is_file():
+        before = json.loads((run_dir / "config.json").read_text())
+        changed = [k for k in ("teachers", "teacher_weight", "teacher_temperature")
+                   if before.get(k, TrainConfig.__dataclass_fields__[k].default
+                                 if k != "teachers" else []) != asdict(config)[k]]
+        if changed:
+            raise ConfigError(f"run {run_dir.name} was started with other distillation options ({', '.join(changed)}): "
+                              "resume it with the same ones, or give the new run another --name")
     _atomic_json(run_dir / "config.json", asdict(config))
     _atomic_json(run_dir / "spec.json", spec)
 
@@ -405,8 +456,8 @@ def train(config: TrainConfig, *, runs_dir: str | Path, verbose: int = 2) -> dic
     try:
         train_set, valid_set = load_splits(config, size=size, channels=channels)
         if config.teachers:
-            train_set = distil_mix(train_set, teacher_targets(config.teachers, train_set, temperature=config.teacher_temperature),
-                                   config.teacher_weight)
+            train_set = distil_mix(train_set, _cached_teacher_targets(config, train_set, run_dir, resuming=state["epoch"] > 0), config.teacher_weight)
+            keras.utils.set_random_seed(config.seed)  # loading the teachers drew random numbers: the student's don't move
         rng = np.random.default_rng(config.seed)
         target = balance_target(config.balance)
         index = balanced_index(train_set.y, target, rng) if target else None

@@ -34,7 +34,7 @@ from .analysis import analyze_video
 log = logging.getLogger(__name__)
 
 #: The smallest face side searched for in recordings unless ``--min-face-size`` says otherwise: a webcam
-#: viewer's face is large (README "Viewer videos"), and larger faces let BlazeFace skip its tiles.
+#: viewer's face is large (README "Viewer videos"), and larger faces let BlazeFace skip its finer scale.
 VIDEO_MIN_FACE = 64.0
 #: Statuses counted as failed in a run's summary.
 FAILED_VIDEO_STATUSES = tuple(s for s in VIDEO_STATUSES if s not in ("ok", "no_face"))
