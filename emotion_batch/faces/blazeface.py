@@ -24,10 +24,13 @@ VARIANTS = {
     "full": ("face_detection_full_range.tflite", 192, ((4, 1),), 32),
     "short": ("face_detection_short_range.tflite", 128, ((8, 2), (16, 6)), 16),
 }
-#: The largest input of one model call, in pixels a side: a larger view is cut into overlapping windows of
-#: at most this size (only views of explicitly fine levels get that large; a call's working memory grows
-#: with its input).
-MAX_INPUT = 512
+#: The inputs a finer view is seen through, (height, width) for a landscape view (a portrait view takes them
+#: turned): the smallest that holds the view, padded, else overlapping windows of the largest. A fixed few,
+#: so that a folder of photos of many sizes needs no more interpreters than one of a single size (each holds
+#: about 20 MB; one per view size took a detector from 139 to 385-520 MiB on 16 sizes in random order, and
+#: rebuilding them was slower than the tiles). At 640x480 the full-range view is 320x240 (one 256x320
+#: input), at 1920x1080 480x270 (one 288x480 input); the short-range views fit 240x320.
+FINER_INPUTS = {"full": ((256, 320), (288, 480)), "short": ((240, 320),)}
 
 
 def model_path(variant: str) -> Path:
@@ -223,23 +226,25 @@ class BlazeFaceDetector:
 
     def _windows(self, view: np.ndarray, whole: bool) -> list[tuple[np.ndarray, int, int]]:
         """The model inputs of one view and their ``(left, top)`` in it: the whole view letterboxed into the
-        model's own square input, a finer view padded to the model's multiple (black, -1), cut into equal
-        windows of at most ``MAX_INPUT`` a side, overlapping by half a model input, where it is larger."""
+        model's own square input; a finer view padded (black, -1) into the smallest of ``FINER_INPUTS`` that
+        holds it, or cut into windows of the largest, overlapping by half a model input."""
         vh, vw = view.shape[:2]
+        if whole:
+            h = w = self.size
+        else:
+            shapes = [(a, b) if vw >= vh else (b, a) for a, b in FINER_INPUTS[self.variant]]
+            h, w = next(((a, b) for a, b in shapes if a >= vh and b >= vw), shapes[-1])
         overlap = self.size // 2  # a face this level must find is under a fifth of the model's input side
 
-        def split(length: int) -> tuple[int, list[int]]:
-            """The side of equal windows along one axis (a multiple of the model's) and their starts."""
-            if whole:
-                return self.size, [0]
-            n = max(1, int(np.ceil((length - overlap) / (MAX_INPUT - overlap))))
-            side = min(MAX_INPUT, -(-int(np.ceil((length + (n - 1) * overlap) / n)) // self.multiple) * self.multiple)
-            return side, [int(round(v)) for v in np.linspace(0, max(0, length - side), n)]
+        def starts(length: int, side: int) -> list[int]:
+            if length <= side:
+                return [0]
+            n = int(np.ceil((length - overlap) / (side - overlap)))
+            return [int(round(v)) for v in np.linspace(0, length - side, n)]
 
-        (h, tops), (w, lefts) = split(vh), split(vw)
         out = []
-        for top in tops:
-            for left in lefts:
+        for top in starts(vh, h):
+            for left in starts(vw, w):
                 canvas = np.full((1, h, w, 3), -1.0, dtype=np.float32)
                 part = view[top : top + h, left : left + w]
                 canvas[0, : part.shape[0], : part.shape[1]] = part
