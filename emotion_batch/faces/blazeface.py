@@ -151,6 +151,11 @@ class BlazeFaceDetector:
         self.min_size = float(self.MIN_SIZE if min_size is None else min_size)
         self._shapes: OrderedDict[tuple[int, int], tuple] = OrderedDict()
         self._model(self.size, self.size)  # the whole view's model, loaded now: a broken file fails here
+        import cv2
+
+        # OpenCV's resizes run on the calling thread, as the interpreter does: the job runs one detector per
+        # core (worker processes, the API's detector threads), and OpenCV's own pool would oversubscribe them
+        cv2.setNumThreads(threads)
 
     def _model(self, height: int, width: int) -> tuple:
         """The interpreter for a ``height`` x ``width`` input, its tensor indices and anchors (cached)."""
