@@ -288,7 +288,7 @@ class BlazeFaceDetector:
         # where it is larger places its box and eyes better (a 90 px face is 18 px of the short-range
         # model's whole view, 46 px of its finer one). The dual detector runs the short-range model's two
         # views as two detectors and merges all faces by score.
-        weights = all_scores * np.concatenate(sizes) ** 2
+        weights = all_scores * np.maximum(np.concatenate(sizes), 1.0) ** 2  # never 0: a group always has a weight
         faces = non_max_suppression(all_boxes, all_scores, iou=0.3, weighted=True, weights=weights)
         return sort_faces(clip_faces(faces, width, height, min_size=self.min_size))
 
