@@ -254,14 +254,13 @@ def test_dual_blazeface_counts_a_close_up_once_and_a_group_by_its_faces(monkeypa
     close_up = Face(25, 20, 300, 300, 0.8)
     part = Face(90, 160, 160, 160, 0.55)  # the short-range model sees the lower face once more, smaller
     monkeypatch.setattr(dual.full, "detect", lambda rgb: [])
-    monkeypatch.setattr(dual.short, "detect", lambda rgb: [])
-    monkeypatch.setattr(dual.short_whole, "detect", lambda rgb: [part, close_up])
+    monkeypatch.setattr(dual, "_short_faces", lambda rgb: ([part, close_up], []))  # (whole view, finer scale)
     faces = dual.detect(photo)
     assert len(faces) == 1 and faces[0].w > 250  # one face, the whole one
     # a group the short-range model took for one face: the full-range faces inside it are kept, it is not
     left, right = Face(40, 120, 100, 100, 0.9), Face(200, 120, 100, 100, 0.9)
     monkeypatch.setattr(dual.full, "detect", lambda rgb: [left, right])
-    monkeypatch.setattr(dual.short_whole, "detect", lambda rgb: [Face(20, 60, 310, 250, 0.8)])
+    monkeypatch.setattr(dual, "_short_faces", lambda rgb: ([Face(20, 60, 310, 250, 0.8)], []))
     assert sorted(round(f.x) for f in dual.detect(photo)) == [40, 200]
 
 
@@ -276,13 +275,10 @@ def test_dual_blazeface_takes_a_close_up_at_the_lower_score_from_the_whole_view_
     large, small = Face(300, 100, 150, 150, 0.55), Face(40, 40, 60, 60, 0.55)
     monkeypatch.setattr(dual.full, "detect", lambda rgb: [])
     monkeypatch.setattr(dual, "_bordered_close_up", lambda rgb: [])
-    monkeypatch.setattr(dual.short_whole, "detect", lambda rgb: [])
-    monkeypatch.setattr(dual.short, "detect", lambda rgb: [large, small])
+    monkeypatch.setattr(dual, "_short_faces", lambda rgb: ([], [large, small]))  # (whole view, finer scale)
     assert dual.detect(photo) == []
-    monkeypatch.setattr(dual.short_whole, "detect", lambda rgb: [large, small])
-    monkeypatch.setattr(dual.short, "detect", lambda rgb: [])
+    monkeypatch.setattr(dual, "_short_faces", lambda rgb: ([large, small], []))
     faces = dual.detect(photo)
     assert len(faces) == 1 and faces[0].w > 140 and faces[0].x > 250  # the close-up, not the small face
-    monkeypatch.setattr(dual.short, "detect", lambda rgb: [Face(300, 100, 150, 150, 0.8), Face(40, 40, 60, 60, 0.8)])
-    monkeypatch.setattr(dual.short_whole, "detect", lambda rgb: [])
+    monkeypatch.setattr(dual, "_short_faces", lambda rgb: ([], [Face(300, 100, 150, 150, 0.8), Face(40, 40, 60, 60, 0.8)]))
     assert len(dual.detect(photo)) == 2  # a sure face from the finer scale is kept at any size

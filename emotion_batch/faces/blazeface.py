@@ -128,7 +128,6 @@ class BlazeFaceDetector:
         tile: the least side, in pixels of the image, that one model input covers at the first finer scale
             (it covers at least 40 % of the long side, see ``views``); images whose long side exceeds
             ``1.25`` times that side are also seen at that scale. 0: the whole view only.
-        whole: also look at the whole view (False: the finer scales only).
         threads: interpreter threads.
     """
 
@@ -138,7 +137,7 @@ class BlazeFaceDetector:
     SHAPES_KEPT = 8
 
     def __init__(self, variant: str = "full", *, min_score: float = 0.5, min_size: float | None = None,
-                 tile: int = 384, whole: bool = True, threads: int = 1) -> None:
+                 tile: int = 384, threads: int = 1) -> None:
         model_path(variant)  # a clear error for an unknown variant or a missing package, before anything else
         _, self.size, self.layers, self.multiple = VARIANTS[variant]
         if not 0.0 < min_score < 1.0:
@@ -147,7 +146,7 @@ class BlazeFaceDetector:
         self.name = "blazeface" if variant == "full" else f"blazeface-{variant}"
         # an explicit min_size also sets how fine the scales go (see ``views``); the default keeps one level
         self.fine = min_size is not None
-        self.min_score, self.tile, self.whole = min_score, tile, whole
+        self.min_score, self.tile = min_score, tile
         self.min_size = float(self.MIN_SIZE if min_size is None else min_size)
         self._shapes: OrderedDict[tuple[int, int], tuple] = OrderedDict()
         self._model(self.size, self.size)  # the whole view's model, loaded now: a broken file fails here
@@ -220,7 +219,7 @@ class BlazeFaceDetector:
         at more arithmetic a photo. A scale is never finer than 12 x ``min_size``, so a large ``min_size``
         searches fewer, and a photo whose whole view already resolves ``min_size`` gets none.
         """
-        out = [max(width, height)] if self.whole else []
+        out = [max(width, height)]
         if not self.tile:
             return out
         finest = int(12 * self.min_size)
@@ -256,18 +255,19 @@ class BlazeFaceDetector:
                 out.append((canvas, left, top))
         return out
 
-    def detect(self, rgb: np.ndarray) -> list[Face]:
+    def detect(self, rgb: np.ndarray, *, views: list[int] | None = None) -> list[Face]:
+        """The faces in ``rgb``, searched at ``views`` (sides as ``views`` gives them; default: all of them)."""
         import cv2
 
         height, width = rgb.shape[:2]
-        whole_side = max(width, height) if self.whole else 0
+        whole_side = max(width, height)
         # Each scale is one view of the image, resized once (OpenCV's area filter: at 640x480 0.1 ms where
         # Pillow's bilinear filter took 2-4 ms, at 1920x1080 1-4 ms where it took 17-25), and the model sees a
         # finer view in one call over all of it (or a few large windows), not in tiles: the same faces
         # without the tiles' overlaps (at 640x480 the full-range model's four 384 px tiles took 17 ms, its
         # one 320x256 input takes about 9).
         boxes, scores, sizes = [], [], []
-        for side in self.views(width, height):
+        for side in self.views(width, height) if views is None else views:
             scale = self.size / side
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             if size == (width, height):
@@ -286,8 +286,8 @@ class BlazeFaceDetector:
         all_boxes, all_scores = np.concatenate(boxes), np.concatenate(scores)
         # one face seen at two scales is blended by score and by its area in the model's input: the view
         # where it is larger places its box and eyes better (a 90 px face is 18 px of the short-range
-        # model's whole view, 46 px of its finer one). The dual detector runs the short-range model's two
-        # views as two detectors and merges all faces by score.
+        # model's whole view, 46 px of its finer one). The dual detector asks for the short-range model's two
+        # views apart and merges all faces by score.
         weights = all_scores * np.maximum(np.concatenate(sizes), 1.0) ** 2  # never 0: a group always has a weight
         faces = non_max_suppression(all_boxes, all_scores, iou=0.3, weighted=True, weights=weights)
         return sort_faces(clip_faces(faces, width, height, min_size=self.min_size))
@@ -348,9 +348,8 @@ class DualBlazeFaceDetector:
         # 60-130 px in 640x480 photos: 70 % found with 384 px tiles, 89 % with 192, benchmarks/scene_parity.py;
         # with the whole view alone 88.9 % of all pasted faces against 94.7 %); it keeps that one scale: finer
         # ones (an explicit min_size) are the full-range model's, which finds small faces with fewer false ones
-        self.short = BlazeFaceDetector("short", min_score=score, tile=short_tile, whole=False, threads=threads)
-        self.short_whole = BlazeFaceDetector("short", min_score=score, tile=0, threads=threads)
-        self.short.min_size = self.short_whole.min_size = self.min_size = self.full.min_size
+        self.short = BlazeFaceDetector("short", min_score=score, tile=short_tile, threads=threads)
+        self.short.min_size = self.min_size = self.full.min_size
 
     def views(self, width: int, height: int) -> list[int]:
         """The full-range model's scales (the short-range model sees the whole view and one finer scale)."""
@@ -367,12 +366,19 @@ class DualBlazeFaceDetector:
         cy = f.y + f.h / 2 + (short.dy * b - full.dy * side)
         return Face(cx - side / 2, cy - side / 2, side, side, f.score, f.eyes)
 
+    def _short_faces(self, rgb: np.ndarray) -> tuple[list[Face], list[Face]]:
+        """The short-range model's faces in its whole view and at its finer scale, apart (their thresholds
+        differ, see ``FINER_CLOSE_UP_MIN_SCORE``)."""
+        whole, *finer = self.short.views(rgb.shape[1], rgb.shape[0])
+        return self.short.detect(rgb, views=[whole]), self.short.detect(rgb, views=finer) if finer else []
+
     def _bordered_close_up(self, rgb: np.ndarray) -> list[Face]:
         """The close-up face the models missed because the photo cuts it (see ``CLOSE_UP_BORDER``), or none."""
         height, width = rgb.shape[:2]
         pad = int(round(self.CLOSE_UP_BORDER * max(width, height)))
         faces = []
-        for f in self.short_whole.detect(np.pad(rgb, ((pad, pad), (pad, pad), (0, 0)))):
+        padded = np.pad(rgb, ((pad, pad), (pad, pad), (0, 0)))
+        for f in self.short.detect(padded, views=[max(padded.shape[:2])]):
             eyes = None if f.eyes is None else tuple(v - pad for v in f.eyes)
             f = Face(f.x - pad, f.y - pad, f.w, f.h, f.score, eyes)
             cx, cy = f.x + f.w / 2, f.y + f.h / 2
@@ -387,7 +393,8 @@ class DualBlazeFaceDetector:
         found = self.full.detect(rgb)
         by_full = list(found)
         kept_short: list[Face] = []
-        short = [(f, True) for f in self.short_whole.detect(rgb)] + [(f, False) for f in self.short.detect(rgb)]
+        whole_view, finer = self._short_faces(rgb)
+        short = [(f, True) for f in whole_view] + [(f, False) for f in finer]
         for f, whole in sorted(short, key=lambda pair: pair[0].w * pair[0].h, reverse=True):
             large = np.sqrt(f.w * f.h) >= self.CLOSE_UP * min(width, height)
             need = (self.min_score if whole else self.finer_close_up_min_score) if large else self.small_min_score

@@ -213,22 +213,30 @@ def make_dataset(faces: FaceSet, *, batch_size: int, training: bool, augment: bo
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _load_teacher(source: str):
-    """A teacher model: a run folder (its best weights), a ``.keras`` file or a bundled model's name."""
-    import keras
-
-    from .. import model_layers  # noqa: F401  (registers the bundled files' layers)
+def _teacher_file(source: str) -> Path:
+    """The file holding a teacher's weights: a run folder's ``best.weights.h5``, a ``.keras`` file, or a bundled
+    model's Keras file (by name)."""
     from ..classifier import locate_model
 
     path = Path(source)
     if path.is_dir() and (path / "best.weights.h5").is_file():
-        return load_best(path)
+        return path / "best.weights.h5"
     if path.suffix == ".keras" and path.is_file():
-        return keras.models.load_model(path, compile=False)
+        return path
     if path.suffix or path.is_dir():
         raise ConfigError(f"a teacher must be a run folder with best.weights.h5, a .keras file or a bundled model's "
                           f"name. Received: teacher={source!r}")
-    return keras.models.load_model(locate_model(source, backend="keras").path, compile=False)
+    return locate_model(source, backend="keras").path
+
+
+def _load_teacher(source: str):
+    """A teacher model (see ``_teacher_file``)."""
+    import keras
+
+    from .. import model_layers  # noqa: F401  (registers the bundled files' layers)
+
+    path = _teacher_file(source)
+    return load_best(path.parent) if path.name == "best.weights.h5" else keras.models.load_model(path, compile=False)
 
 
 def teacher_targets(teachers: list[str], faces: FaceSet, *, temperature: float = 1.0, batch_size: int = 512) -> np.ndarray:
@@ -272,23 +280,13 @@ def distil_mix(faces: FaceSet, teacher: np.ndarray, weight: float) -> FaceSet:
     return FaceSet(faces.x, faces.y, soft, f"{faces.source} + teachers (weight {weight:g})")
 
 
-def _teacher_stamp(source: str) -> str:
-    """What identifies a teacher's weights: the sha256 of its weights file (a bundled name: its file's)."""
-    from ..classifier import locate_model, sha256_file
-
-    path = Path(source)
-    if path.is_dir():
-        path = path / "best.weights.h5"
-    elif path.suffix != ".keras":
-        path = locate_model(source, backend="keras").path
-    return sha256_file(path)
-
-
 def _cached_teacher_targets(config: TrainConfig, faces: FaceSet, run_dir: Path, *, resuming: bool) -> np.ndarray:
     """``teacher_targets`` for a run, kept in its folder (``teacher_targets.npz``) under the teachers' weights'
     sha256, the temperature and the face count: a resumed run trains on the targets it started with, without
     predicting them again, even if a teacher's run went on training since (said in the log)."""
-    key = json.dumps([[_teacher_stamp(t) for t in config.teachers], config.teacher_temperature, len(faces)])
+    from ..classifier import sha256_file
+
+    key = json.dumps([[sha256_file(_teacher_file(t)) for t in config.teachers], config.teacher_temperature, len(faces)])
     cache = run_dir / "teacher_targets.npz"
     if cache.is_file():
         with np.load(cache) as stored:
@@ -440,10 +438,8 @@ def train(config: TrainConfig, *, runs_dir: str | Path, verbose: int = 2) -> dic
         log.info("run %s is already done", run_dir.name)
         return {**state, "run_dir": str(run_dir)}
     if state["epoch"] > 0 and (run_dir / "config.json").is_file():
-        before = json.loads((run_dir / "config.json").read_text())
-        changed = [k for k in ("teachers", "teacher_weight", "teacher_temperature")
-                   if before.get(k, TrainConfig.__dataclass_fields__[k].default
-                                 if k != "teachers" else []) != asdict(config)[k]]
+        before, now, default = json.loads((run_dir / "config.json").read_text()), asdict(config), asdict(TrainConfig(data=""))
+        changed = [k for k in ("teachers", "teacher_weight", "teacher_temperature") if before.get(k, default[k]) != now[k]]
         if changed:
             raise ConfigError(f"run {run_dir.name} was started with other distillation options ({', '.join(changed)}): "
                               "resume it with the same ones, or give the new run another --name")
