@@ -253,14 +253,13 @@ def test_dual_blazeface_counts_a_close_up_once_and_a_group_by_its_faces(monkeypa
     photo = np.zeros((350, 350, 3), np.uint8)
     close_up = Face(25, 20, 300, 300, 0.8)
     part = Face(90, 160, 160, 160, 0.55)  # the short-range model sees the lower face once more, smaller
-    monkeypatch.setattr(dual.full, "detect", lambda rgb: [])
-    monkeypatch.setattr(dual, "_short_faces", lambda rgb: ([part, close_up], []))  # (whole view, finer scale)
+    # (full-range faces, short-range faces in the whole view, at the finer scale)
+    monkeypatch.setattr(dual, "_seen", lambda rgb: ([], [part, close_up], []))
     faces = dual.detect(photo)
     assert len(faces) == 1 and faces[0].w > 250  # one face, the whole one
     # a group the short-range model took for one face: the full-range faces inside it are kept, it is not
     left, right = Face(40, 120, 100, 100, 0.9), Face(200, 120, 100, 100, 0.9)
-    monkeypatch.setattr(dual.full, "detect", lambda rgb: [left, right])
-    monkeypatch.setattr(dual, "_short_faces", lambda rgb: ([Face(20, 60, 310, 250, 0.8)], []))
+    monkeypatch.setattr(dual, "_seen", lambda rgb: ([left, right], [Face(20, 60, 310, 250, 0.8)], []))
     assert sorted(round(f.x) for f in dual.detect(photo)) == [40, 200]
 
 
@@ -273,12 +272,40 @@ def test_dual_blazeface_takes_a_close_up_at_the_lower_score_from_the_whole_view_
     dual = build_detector("blazeface-dual")
     photo = np.zeros((480, 640, 3), np.uint8)
     large, small = Face(300, 100, 150, 150, 0.55), Face(40, 40, 60, 60, 0.55)
-    monkeypatch.setattr(dual.full, "detect", lambda rgb: [])
     monkeypatch.setattr(dual, "_bordered_close_up", lambda rgb: [])
-    monkeypatch.setattr(dual, "_short_faces", lambda rgb: ([], [large, small]))  # (whole view, finer scale)
+    # (full-range faces, short-range faces in the whole view, at the finer scale)
+    monkeypatch.setattr(dual, "_seen", lambda rgb: ([], [], [large, small]))
     assert dual.detect(photo) == []
-    monkeypatch.setattr(dual, "_short_faces", lambda rgb: ([large, small], []))
+    monkeypatch.setattr(dual, "_seen", lambda rgb: ([], [large, small], []))
     faces = dual.detect(photo)
     assert len(faces) == 1 and faces[0].w > 140 and faces[0].x > 250  # the close-up, not the small face
-    monkeypatch.setattr(dual, "_short_faces", lambda rgb: ([], [Face(300, 100, 150, 150, 0.8), Face(40, 40, 60, 60, 0.8)]))
+    monkeypatch.setattr(dual, "_seen", lambda rgb: ([], [], [Face(300, 100, 150, 150, 0.8), Face(40, 40, 60, 60, 0.8)]))
     assert len(dual.detect(photo)) == 2  # a sure face from the finer scale is kept at any size
+
+
+def test_dual_blazeface_skips_the_finer_scales_when_a_face_fills_the_photo(monkeypatch):
+    """A close-up (a face of at least ``FILLS`` of the photo's shorter side, seen in a whole view) leaves no
+    room for the small faces the finer scales are for: those model calls are not made, and the close-up is
+    found as before. A photo with a smaller face is searched at every scale."""
+    from PIL import Image
+
+    from emotion_batch.sample import head
+
+    dual = build_detector("blazeface-dual")
+    looked = []
+    for model in (dual.full, dual.short):
+        real = model.look
+        monkeypatch.setattr(model, "look", lambda rgb, views, real=real, name=model.name: looked.append((name, views)) or real(rgb, views))
+    portrait = head("astronaut")
+    close_up = np.asarray(portrait.resize((480, round(480 * portrait.height / portrait.width))))[:480]
+    photo = np.zeros((480, 640, 3), np.uint8)
+    photo[:, 80:560] = close_up
+    faces = dual.detect(photo)
+    assert len(faces) == 1 and faces[0].w >= dual.FILLS * 480
+    assert [views for _, views in looked] == [[640], [640]]  # each model's whole view, nothing finer
+    looked.clear()
+    small = np.zeros((480, 640, 3), np.uint8)
+    small[200:296, 300:380] = np.asarray(portrait.resize((80, 96)))
+    assert len(dual.detect(small)) == 1
+    assert len(looked) == 4 and all(len(views) >= 1 for _, views in looked)  # whole views, then the finer ones
+    assert {name for name, views in looked if views != [640]} == {"blazeface", "blazeface-short"}

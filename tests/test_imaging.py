@@ -50,6 +50,38 @@ def test_exif_orientation_is_honoured():
     assert diff < 8  # same picture, only JPEG noise
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_a_jpeg_decodes_to_pillows_pixels_upright_by_every_exif_orientation(monkeypatch, orientation, mode):
+    """JPEGs are decoded by libjpeg-turbo straight into numpy (simplejpeg), not through Pillow: the same
+    pixels as Pillow decodes, turned by the EXIF orientation as ``ImageOps.exif_transpose`` turns them."""
+    import simplejpeg
+    from PIL import ImageOps
+
+    calls = []
+    real = simplejpeg.decode_jpeg
+    monkeypatch.setattr(simplejpeg, "decode_jpeg", lambda *a, **k: calls.append(1) or real(*a, **k))
+    photo = synthetic_photo(np.random.default_rng(orientation), 96, 64, 1).convert(mode)
+    out = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    photo.save(out, "JPEG", quality=90, exif=exif)
+    decoded = decode_image(out.getvalue(), name="turned.jpg")
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(out.getvalue()))).convert("RGB"))
+    assert calls == [1]  # the fast decoder, not Pillow's
+    assert decoded.rgb.shape == expected.shape and (decoded.rgb == expected).all()
+    assert (decoded.width, decoded.height) == expected.shape[1::-1]
+    assert decoded.rgb.flags["C_CONTIGUOUS"]
+
+
+def test_a_cmyk_jpeg_falls_back_to_pillow():
+    out = io.BytesIO()
+    _gradient("CMYK").save(out, "JPEG", quality=95)
+    decoded = decode_image(out.getvalue(), name="print.jpg")
+    assert decoded.rgb.shape == (64, 128, 3)
+    assert decoded.rgb[10, 120, 0] > decoded.rgb[10, 5, 0] + 100  # colours survive, as Pillow converts them
+
+
 @pytest.mark.parametrize("payload, status", [
     (b"", "unreadable"),
     (b"plain text pretending to be a picture", "unreadable"),
@@ -77,12 +109,19 @@ def test_too_many_pixels_is_unsupported_before_decoding():
     assert "120,000" in str(info.value)
 
 
-def test_large_image_is_reduced_for_work_and_scale_recorded():
-    data = jpeg_bytes(Image.new("RGB", (4000, 3000), (120, 80, 40)))
+@pytest.mark.parametrize("fast", [True, False])
+def test_large_image_is_reduced_for_work_and_scale_recorded(monkeypatch, fast):
+    import simplejpeg
+
+    if not fast:  # Pillow's path (a JPEG libjpeg-turbo refuses) reduces the same way
+        monkeypatch.setattr(simplejpeg, "decode_jpeg", lambda *a, **k: (_ for _ in ()).throw(ValueError("no")))
+    gradient = np.linspace(0, 255, 4000, dtype=np.uint8)[None, :, None] * np.ones((3000, 1, 3), np.uint8)
+    data = jpeg_bytes(Image.fromarray(gradient))
     decoded = decode_image(data, name="big.jpg", work_side=1000)
-    assert max(decoded.rgb.shape[:2]) == 1000
+    assert decoded.rgb.shape == (750, 1000, 3)  # both sides reduced, the photo's shape kept
     assert (decoded.width, decoded.height) == (4000, 3000)
     assert decoded.scale == pytest.approx(4.0)
+    assert abs(int(decoded.rgb[375, 500, 0]) - 128) <= 3 and decoded.rgb[375, 990, 0] > 245  # the same picture
 
 
 def test_truncated_jpeg_is_unreadable_after_weasyprint_import():
