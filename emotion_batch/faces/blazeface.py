@@ -132,11 +132,6 @@ class Seen:
     def __add__(self, other: "Seen") -> "Seen":
         return Seen(self.boxes + other.boxes, self.scores + other.scores, self.sizes + other.sizes)
 
-    def largest(self, min_score: float) -> float:
-        """The largest face side seen scoring at least ``min_score`` (0 when none)."""
-        sides = [np.sqrt(b[s >= min_score, 2] * b[s >= min_score, 3]) for b, s in zip(self.boxes, self.scores)]
-        return float(max((v.max() for v in sides if len(v)), default=0.0))
-
 
 class BlazeFaceDetector:
     """BlazeFace on the whole (letterboxed) image, and on the image at finer scales for smaller faces.
@@ -435,8 +430,9 @@ class DualBlazeFaceDetector:
         short_whole, *short_finer = self.short.views(width, height)
         full = self.full.look(rgb, [full_whole])
         whole_view = self.short.merge(self.short.look(rgb, [short_whole]), width, height)
-        if self._fills(self.full.merge(full, width, height), whole_view, width, height):
-            return self.full.merge(full, width, height), whole_view, []
+        found = self.full.merge(full, width, height)
+        if self._fills(found, whole_view, width, height):
+            return found, whole_view, []
         full = full + self.full.look(rgb, full_finer)
         finer = self.short.detect(rgb, views=short_finer) if short_finer else []
         return self.full.merge(full, width, height), whole_view, finer
