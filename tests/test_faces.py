@@ -287,8 +287,6 @@ def test_dual_blazeface_skips_the_finer_scales_when_a_face_fills_the_photo(monke
     """A close-up (a face of at least ``FILLS`` of the photo's shorter side, seen in a whole view) leaves no
     room for the small faces the finer scales are for: those model calls are not made, and the close-up is
     found as before. A photo with a smaller face is searched at every scale."""
-    from PIL import Image
-
     from emotion_batch.sample import head
 
     dual = build_detector("blazeface-dual")
