@@ -308,6 +308,9 @@ def sample(dest, seed) -> None:
 @click.option("--patience", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--balance", default="none", show_default=True, help="none, weights or augment-<N> (N faces per class).")
 @click.option("--no-augment", is_flag=True)
+@click.option("--geometric-share", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+              help="Share of the training faces given the random rotation, shift and zoom (each resamples, so blurs, "
+                   "the face); the rest keep their sharp pixels, as test crops do.")
 @click.option("--label-smoothing", type=click.FloatRange(0, 0.5), default=0.0, show_default=True)
 @click.option("--precision", type=click.Choice(["float32", "mixed_bfloat16"]), default="float32", show_default=True,
               help="mixed_bfloat16: bfloat16 arithmetic, float32 weights (CPUs with AVX-512 BF16, GPUs).")
@@ -329,7 +332,7 @@ def sample(dest, seed) -> None:
 @click.option("--runs", "runs_dir", default="runs", show_default=True, type=click.Path(file_okay=False))
 @verbose_option
 def train(data, arch, labels, optimizer, learning_rate, schedule, batch_size, epochs, patience, balance, no_augment,
-          label_smoothing, precision, ema, ferplus_weight, teachers, teacher_weight, teacher_temperature, run_name, init,
+          geometric_share, label_smoothing, precision, ema, ferplus_weight, teachers, teacher_weight, teacher_temperature, run_name, init,
           limit, seed, runs_dir, verbose) -> None:
     """Train (or resume) a run named <model>_<optimizer>_<colormode>_<batch>_<balance> under --runs."""
     setup_logging(max(verbose, 1), False)
@@ -338,7 +341,8 @@ def train(data, arch, labels, optimizer, learning_rate, schedule, batch_size, ep
 
     config = TrainConfig(data=data, model=arch, labels=labels, optimizer=optimizer, learning_rate=learning_rate,
                          schedule=schedule, batch_size=batch_size, epochs=epochs, patience=patience, balance=balance,
-                         augment=not no_augment, label_smoothing=label_smoothing, precision=precision, ema=ema,
+                         augment=not no_augment, geometric_share=geometric_share, label_smoothing=label_smoothing,
+                         precision=precision, ema=ema,
                          ferplus_weight=ferplus_weight, teachers=list(teachers), teacher_weight=teacher_weight,
                          teacher_temperature=teacher_temperature, name=run_name, init=init, limit=limit, seed=seed)
     state = train_run(config, runs_dir=runs_dir, verbose=2 if verbose else 0)

@@ -396,3 +396,40 @@ def test_model_stats_command_is_there_and_needs_the_data_folder(tmp_path):
     assert shown.exit_code == 0 and "PublicTest" in shown.output and "shares.json" in shown.output
     missing = runner.invoke(cli, ["model-stats", "vgg_gap_small_v1", "--data", str(tmp_path / "none")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def _unresampled(before: np.ndarray, after: np.ndarray) -> float:
+    """The share of an augmented face's pixels that are an affine function of the same (or the mirrored)
+    pixels of the face before: contrast, brightness and flips keep that, a rotation, shift or zoom does not
+    (it resamples); random erasing replaces at most a fifth of the face."""
+    best = 0.0
+    for source in (before.ravel(), before[:, ::-1].ravel()):
+        inliers = np.ones(source.size, bool)
+        for _ in range(3):  # refit on the pixels the line fits best: the erased ones are outliers
+            a, b = np.polyfit(source[inliers], after.ravel()[inliers], 1)
+            residual = np.abs(a * source + b - after.ravel())
+            inliers = residual <= np.percentile(residual, 60)
+        best = max(best, float(np.mean(residual < 0.5)))
+    return best
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_geometric_share_leaves_the_rest_of_the_faces_unresampled(share):
+    """``--geometric-share``: only that share of the training faces is rotated, shifted or zoomed (each
+    resampled, so blurred); the rest keep their own pixels, as the test crops do."""
+    import tensorflow as tf
+
+    from emotion_batch.training.fit import make_augmenter
+
+    rng = np.random.default_rng(0)
+    faces = rng.uniform(100, 150, (64, 48, 48, 1)).astype(np.float32)  # noise: no resampling leaves it affine
+    augment = make_augmenter(7, share)
+    out, _, _ = augment(tf.constant(faces), tf.zeros((64, 7)), tf.ones(64))
+    kept = np.array([_unresampled(f[..., 0], o[..., 0]) >= 0.75 for f, o in zip(faces, out.numpy())])
+    expected = {0.0: 64, 1.0: 0}.get(share)
+    if expected is not None:
+        assert kept.sum() == expected
+    else:
+        assert 16 <= kept.sum() <= 48  # about half
+    with pytest.raises(ConfigError):
+        TrainConfig(data="x", geometric_share=1.5).validate()

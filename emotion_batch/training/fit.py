@@ -51,6 +51,9 @@ class TrainConfig:
     patience: int = 20
     balance: str = "none"  # none | weights | augment-<N>
     augment: bool = True
+    # share of each batch given the random rotation, shift and zoom (each resamples, so blurs, the face); the
+    # rest keep their own sharp pixels, as the 48x48 test crops are (1.0: every face, the runs before it)
+    geometric_share: float = 1.0
     label_smoothing: float = 0.0
     precision: str = "float32"  # float32 | mixed_bfloat16
     ema: float = 0.0  # momentum of the weights' moving average (0: none); selection then uses the average
@@ -79,6 +82,8 @@ class TrainConfig:
             raise ConfigError(f"precision must be one of {list(PRECISIONS)}. Received: precision={self.precision!r}")
         if not (self.ema == 0.0 or 0.0 < self.ema < 1.0):
             raise ConfigError(f"ema must be 0 (off) or within (0, 1). Received: ema={self.ema!r}")
+        if not 0.0 <= self.geometric_share <= 1.0:
+            raise ConfigError(f"geometric_share must be within 0..1. Received: geometric_share={self.geometric_share!r}")
         if not 0.0 <= self.ferplus_weight <= 1.0:
             raise ConfigError(f"ferplus_weight must be within 0..1. Received: ferplus_weight={self.ferplus_weight!r}")
         if self.ferplus_weight and self.labels != "original":
@@ -154,8 +159,9 @@ def class_weights(y: np.ndarray) -> np.ndarray:
     return w.astype(np.float32)
 
 
-def make_augmenter(seed: int):
-    """Return a batch function: flip, small rotation/shift/zoom, brightness/contrast, random erasing."""
+def make_augmenter(seed: int, geometric_share: float = 1.0):
+    """Return a batch function: flip, small rotation/shift/zoom (for ``geometric_share`` of the faces: each
+    resamples, so blurs, the face), brightness/contrast, random erasing."""
     import keras
     import tensorflow as tf
 
@@ -168,9 +174,14 @@ def make_augmenter(seed: int):
     def augment(x, y, w):
         x = tf.cast(x, tf.float32)
         x = tf.image.random_flip_left_right(x, seed=seed)
+        moved = x
         for layer in geometric:
-            x = layer(x, training=True)
+            moved = layer(moved, training=True)
         b = tf.shape(x)[0]
+        if geometric_share >= 1.0:
+            x = moved
+        elif geometric_share > 0.0:
+            x = tf.where(tf.random.uniform([b, 1, 1, 1]) < geometric_share, moved, x)
         height, width = tf.shape(x)[1], tf.shape(x)[2]
         contrast = tf.random.uniform([b, 1, 1, 1], 0.7, 1.3)
         brightness = tf.random.uniform([b, 1, 1, 1], -25.0, 25.0)
@@ -198,7 +209,7 @@ def make_augmenter(seed: int):
 
 
 def make_dataset(faces: FaceSet, *, batch_size: int, training: bool, augment: bool, weights: np.ndarray | None,
-                 index: np.ndarray | None = None, seed: int = 0):
+                 index: np.ndarray | None = None, seed: int = 0, geometric_share: float = 1.0):
     """A ``tf.data`` pipeline of ``(pixels, soft labels, sample weights)`` batches."""
     import tensorflow as tf
 
@@ -209,7 +220,7 @@ def make_dataset(faces: FaceSet, *, batch_size: int, training: bool, augment: bo
         ds = ds.shuffle(len(idx), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     if training and augment:
-        ds = ds.map(make_augmenter(seed), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(make_augmenter(seed, geometric_share), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -459,7 +470,7 @@ def train(config: TrainConfig, *, runs_dir: str | Path, verbose: int = 2) -> dic
         index = balanced_index(train_set.y, target, rng) if target else None
         weights = class_weights(train_set.y) if config.balance == "weights" else None
         train_ds = make_dataset(train_set, batch_size=config.batch_size, training=True, augment=config.augment,
-                                weights=weights, index=index, seed=config.seed)
+                                weights=weights, index=index, seed=config.seed, geometric_share=config.geometric_share)
         valid_ds = make_dataset(valid_set, batch_size=512, training=False, augment=False, weights=None)
         n_train = len(index) if index is not None else len(train_set)
         steps = int(np.ceil(n_train / config.batch_size))
