@@ -79,13 +79,14 @@ def main() -> None:
     parser.add_argument("--fit", type=int, default=800, help="Training faces to fit the eye frame on")
     parser.add_argument("--min-angles", default="1,5", help="least tilts (degrees) levelled, one row each")
     parser.add_argument("--sigmas", default="0.5,0.7,1.0", help="Gaussian blurs of the original crops")
+    parser.add_argument("--model", default=None, help="a bundled model's name or a .keras file (default: the default)")
     args = parser.parse_args()
     if not (args.data / "fer2013.csv.gz").is_file():
         sys.exit(f"crop_variants: no FER2013 at {args.data}")
     print(machine_line())
     started = time.perf_counter()
     detector = build_detector(DETECTOR)
-    classifier = load_classifier(None)
+    classifier = load_classifier(args.model)
     size, channels = classifier.size, classifier.channels
 
     train_faces, _ = load_faces(args.data, "train", args.fit, 1)
