@@ -81,13 +81,18 @@ def to_rgb(image: Image.Image) -> np.ndarray:
 
 def _turbo_jpeg(data: bytes, image: Image.Image, work_side: int) -> np.ndarray | None:
     """A JPEG's pixels as an RGB array, decoded by libjpeg-turbo straight into numpy (``simplejpeg``), or
-    None where Pillow should decode it: not a JPEG, CMYK, or anything libjpeg-turbo warns about (a truncated
-    or damaged file gets Pillow's verdict, as before). Pixel for pixel what Pillow decodes; at 1920x1080
+    None where Pillow should decode it: not a JPEG (an MPO, a camera's JPEG with more images after it, is
+    one: its first image is the photo), CMYK, or anything libjpeg-turbo warns about (a truncated or damaged
+    file gets Pillow's verdict, as before). At full size pixel for pixel what Pillow decodes; at 1920x1080
     6.6 ms where Pillow's decode and its copy into numpy took 18-26 (``benchmarks/throughput.py --stages``).
-    A JPEG of at least twice ``work_side`` is decoded at 1/2..1/8 size (DCT scaling)."""
-    if image.format != "JPEG" or image.mode not in ("RGB", "L"):
+    A JPEG of at least twice ``work_side`` is decoded smaller by libjpeg-turbo's DCT scaling (its factors
+    run from 7/8 to 1/8: a 6000x4000 photo comes out at 3/8, 2250x1500), never below ``work_side``."""
+    if image.format not in ("JPEG", "MPO") or image.mode not in ("RGB", "L"):
         return None
-    import simplejpeg
+    try:
+        import simplejpeg
+    except ImportError:  # a declared dependency; an environment not reinstalled still decodes, with Pillow
+        return None
 
     width, height = image.size
     least = {}
@@ -153,7 +158,7 @@ def decode_image(
             orientation = image.getexif().get(0x0112, 1)
             fast = _turbo_jpeg(data, image, work_side)
             if fast is None:
-                if work_side and image.format == "JPEG" and max(width, height) >= 2 * work_side:
+                if work_side and image.format in ("JPEG", "MPO") and max(width, height) >= 2 * work_side:
                     # DCT scaling: decode huge JPEGs at 1/2..1/8 size (the image's own shape, so both sides shrink)
                     factor = max(width, height) / work_side
                     image.draft("RGB", (int(np.ceil(width / factor)), int(np.ceil(height / factor))))
@@ -184,9 +189,9 @@ def decode_image(
 
         factor = work_side / max(h, w)
         # OpenCV: a 4032x3024 JPEG decoded at half size goes to 1920x1440 in 5 ms bilinear, where Pillow's
-        # resize and its copy back into numpy took 58; a reduction by more than half (a large PNG) takes
-        # the area filter, which does not alias
-        flag = cv2.INTER_LINEAR if factor >= 0.5 else cv2.INTER_AREA
+        # resize and its copy back into numpy took 58; a larger reduction (a 3800x2850 JPEG, too small for
+        # DCT scaling; a large PNG) takes the area filter, which does not alias (slower: 28-60 ms)
+        flag = cv2.INTER_LINEAR if factor >= 0.75 else cv2.INTER_AREA
         rgb = cv2.resize(np.ascontiguousarray(rgb), (max(1, round(w * factor)), max(1, round(h * factor))),
                          interpolation=flag)
     scale = width / rgb.shape[1]

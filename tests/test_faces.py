@@ -307,3 +307,24 @@ def test_dual_blazeface_skips_the_finer_scales_when_a_face_fills_the_photo(monke
     assert len(dual.detect(small)) == 1
     assert len(looked) == 4 and all(len(views) >= 1 for _, views in looked)  # whole views, then the finer ones
     assert {name for name, views in looked if views != [640]} == {"blazeface", "blazeface-short"}
+
+
+def test_a_group_the_short_range_model_took_for_one_close_up_still_gets_the_full_range_finer_scale(monkeypatch):
+    """Where only the short-range model saw a face filling the photo, the full-range model's finer scale still
+    runs: its faces inside that box show a group seen as one face, and the group's faces are kept, not the box."""
+    from emotion_batch.faces.blazeface import Seen
+
+    dual = build_detector("blazeface-dual")
+    photo = np.zeros((480, 640, 3), np.uint8)
+
+    def seen(*rows) -> Seen:
+        boxes = np.array([[x, y, s, s, x + 0.3 * s, y + 0.4 * s, x + 0.7 * s, y + 0.4 * s] for x, y, s in rows], np.float32)
+        return Seen([boxes], [np.full(len(rows), 0.9, np.float32)], [boxes[:, 2]])
+
+    def full_look(rgb, views):
+        return seen((200, 200, 40), (300, 200, 40)) if views != [640] else Seen()  # small faces: the finer scale only
+
+    monkeypatch.setattr(dual.full, "look", full_look)
+    monkeypatch.setattr(dual.short, "look", lambda rgb, views: seen((150, 100, 300)) if views == [640] else Seen())
+    faces = dual.detect(photo)
+    assert sorted(round(f.x) for f in faces) == [200, 300] and all(f.w < 100 for f in faces)

@@ -166,3 +166,20 @@ def test_our_pixel_limit_is_the_only_one(monkeypatch):
         decode_image(png_bytes(Image.new("L", (3000, 3000), 80)), name="bomb.png", max_pixels=4_000_000)
     assert str(info.value) == "bomb.png: 9,000,000 pixels is above the limit of 4,000,000"
     assert info.value.status == "unsupported"
+
+
+def test_an_mpo_camera_jpeg_decodes_its_first_image_by_the_fast_decoder(monkeypatch):
+    """Cameras and phones write JPEGs with more images after the photo (MPO): the photo is the first, decoded
+    by libjpeg-turbo as any JPEG, to Pillow's pixels."""
+    import simplejpeg
+
+    calls = []
+    real = simplejpeg.decode_jpeg
+    monkeypatch.setattr(simplejpeg, "decode_jpeg", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = synthetic_photo(np.random.default_rng(3), 96, 64, 1)
+    out = io.BytesIO()
+    first.save(out, "MPO", save_all=True, append_images=[Image.new("RGB", (96, 64), (0, 0, 255))], quality=90)
+    opened = Image.open(io.BytesIO(out.getvalue()))
+    assert opened.format == "MPO"
+    decoded = decode_image(out.getvalue(), name="camera.jpg")
+    assert calls == [1] and (decoded.rgb == np.asarray(opened.convert("RGB"))).all()

@@ -167,8 +167,10 @@ def test_distillation_mixes_the_teachers_mean_probabilities_into_the_targets(tmp
     state_path = tmp_path / "runs" / "student" / "state.json"
     state = json.loads(state_path.read_text())
     state_path.write_text(json.dumps({**state, "done": False}))
-    with pytest.raises(ConfigError, match="other distillation options"):
+    with pytest.raises(ConfigError, match=r"other options \(teacher_weight\)"):
         fit.train(TrainConfig(**{**config.__dict__, "teacher_weight": 0.2, "epochs": 2}), runs_dir=tmp_path / "runs", verbose=0)
+    with pytest.raises(ConfigError, match=r"other options \(geometric_share\)"):  # nor another augmentation
+        fit.train(TrainConfig(**{**config.__dict__, "geometric_share": 0.5, "epochs": 2}), runs_dir=tmp_path / "runs", verbose=0)
     monkeypatch.setattr(fit, "teacher_targets", lambda *a, **k: pytest.fail("the teachers were asked again"))
     seen.clear()
     assert fit.train(TrainConfig(**{**config.__dict__, "epochs": 2}), runs_dir=tmp_path / "runs", verbose=0)["epoch"] == 2

@@ -174,14 +174,12 @@ def make_augmenter(seed: int, geometric_share: float = 1.0):
     def augment(x, y, w):
         x = tf.cast(x, tf.float32)
         x = tf.image.random_flip_left_right(x, seed=seed)
-        moved = x
-        for layer in geometric:
-            moved = layer(moved, training=True)
         b = tf.shape(x)[0]
-        if geometric_share >= 1.0:
-            x = moved
-        elif geometric_share > 0.0:
-            x = tf.where(tf.random.uniform([b, 1, 1, 1]) < geometric_share, moved, x)
+        if geometric_share > 0.0:
+            moved = x
+            for layer in geometric:
+                moved = layer(moved, training=True)
+            x = moved if geometric_share >= 1.0 else tf.where(tf.random.uniform([b, 1, 1, 1]) < geometric_share, moved, x)
         height, width = tf.shape(x)[1], tf.shape(x)[2]
         contrast = tf.random.uniform([b, 1, 1, 1], 0.7, 1.3)
         brightness = tf.random.uniform([b, 1, 1, 1], -25.0, 25.0)
@@ -450,9 +448,10 @@ def train(config: TrainConfig, *, runs_dir: str | Path, verbose: int = 2) -> dic
         return {**state, "run_dir": str(run_dir)}
     if state["epoch"] > 0 and (run_dir / "config.json").is_file():
         before, now, default = json.loads((run_dir / "config.json").read_text()), asdict(config), asdict(TrainConfig(data=""))
-        changed = [k for k in ("teachers", "teacher_weight", "teacher_temperature") if before.get(k, default[k]) != now[k]]
+        changed = [k for k in ("teachers", "teacher_weight", "teacher_temperature", "geometric_share")
+                   if before.get(k, default[k]) != now[k]]
         if changed:
-            raise ConfigError(f"run {run_dir.name} was started with other distillation options ({', '.join(changed)}): "
+            raise ConfigError(f"run {run_dir.name} was started with other options ({', '.join(changed)}): "
                               "resume it with the same ones, or give the new run another --name")
     _atomic_json(run_dir / "config.json", asdict(config))
     _atomic_json(run_dir / "spec.json", spec)
