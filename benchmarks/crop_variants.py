@@ -65,8 +65,9 @@ def eyes(face) -> tuple[float, float, float]:
 
 
 def spread(rows: list, frame_of) -> str:
-    sides = np.array([np.log(frame_of(f)[2] / true[2]) for _, _, f, true in rows])
-    centres = np.array([np.hypot(frame_of(f)[0] - true[0], frame_of(f)[1] - true[1]) / true[2] for _, _, f, true in rows])
+    frames = [(frame_of(f), true) for _, _, f, true in rows]
+    sides = np.array([np.log(frame[2] / true[2]) for frame, true in frames])
+    centres = np.array([np.hypot(frame[0] - true[0], frame[1] - true[1]) / true[2] for frame, true in frames])
     iqr = np.subtract(*np.percentile(sides, [75, 25]))
     return (f"side log-ratio IQR {iqr:.3f} (median {np.median(sides):+.3f}); centre error median "
             f"{np.median(centres):.3f}, p90 {np.percentile(centres, 90):.3f} of the true side")

@@ -79,6 +79,16 @@ def to_rgb(image: Image.Image) -> np.ndarray:
     return np.asarray(image)
 
 
+def _dct_size(image: Image.Image, work_side: int) -> tuple[int, int] | None:
+    """The least size a JPEG of at least twice ``work_side`` needs decoded (its own shape, ``work_side`` on
+    the long side): its decoder then scales by DCT to that or a little larger. None for any other image."""
+    width, height = image.size
+    if not work_side or image.format not in ("JPEG", "MPO") or max(width, height) < 2 * work_side:
+        return None
+    factor = max(width, height) / work_side
+    return int(np.ceil(width / factor)), int(np.ceil(height / factor))
+
+
 def _turbo_jpeg(data: bytes, image: Image.Image, work_side: int) -> np.ndarray | None:
     """A JPEG's pixels as an RGB array, decoded by libjpeg-turbo straight into numpy (``simplejpeg``), or
     None where Pillow should decode it: not a JPEG (an MPO, a camera's JPEG with more images after it, is
@@ -94,11 +104,8 @@ def _turbo_jpeg(data: bytes, image: Image.Image, work_side: int) -> np.ndarray |
     except ImportError:  # a declared dependency; an environment not reinstalled still decodes, with Pillow
         return None
 
-    width, height = image.size
-    least = {}
-    if work_side and max(width, height) >= 2 * work_side:
-        factor = max(width, height) / work_side
-        least = {"min_width": int(np.ceil(width / factor)), "min_height": int(np.ceil(height / factor))}
+    least = _dct_size(image, work_side)
+    least = {"min_width": least[0], "min_height": least[1]} if least else {}
     try:
         return simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True, **least)
     except (ValueError, RuntimeError, TypeError):
@@ -158,10 +165,8 @@ def decode_image(
             orientation = image.getexif().get(0x0112, 1)
             fast = _turbo_jpeg(data, image, work_side)
             if fast is None:
-                if work_side and image.format in ("JPEG", "MPO") and max(width, height) >= 2 * work_side:
-                    # DCT scaling: decode huge JPEGs at 1/2..1/8 size (the image's own shape, so both sides shrink)
-                    factor = max(width, height) / work_side
-                    image.draft("RGB", (int(np.ceil(width / factor)), int(np.ceil(height / factor))))
+                if (least := _dct_size(image, work_side)) is not None:
+                    image.draft("RGB", least)  # Pillow's DCT scaling: 1/2..1/8
                 image.load()
                 image = ImageOps.exif_transpose(image) if orientation != 1 else image
             rgb_image = image
@@ -182,7 +187,6 @@ def decode_image(
         rgb = _oriented(fast, orientation) if fast is not None else to_rgb(rgb_image)
     except (OSError, ValueError) as exc:
         raise ImageError(f"{name}: pixels could not be converted ({exc})", status="unsupported") from exc
-    scale = 1.0
     h, w = rgb.shape[:2]
     if work_side and max(h, w) > work_side:
         import cv2
