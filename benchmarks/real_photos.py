@@ -11,11 +11,14 @@ side), ``contract`` (the fitted contract, eyes not levelled), ``contract+level``
 
     python benchmarks/real_photos.py                                   # every detector, every variant
     python benchmarks/real_photos.py --detectors blazeface-short --variants contract+level
+    python benchmarks/real_photos.py --detectors blazeface-dual --variants contract+level --scales 0.9,1,1.1,1.2
+                                     # the contract's frame side times each factor, centre unchanged
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -45,7 +48,19 @@ def photos(root: Path) -> list[tuple[Path, int]]:
     return out
 
 
-def tensors_for(rgb: np.ndarray, faces, detector: str, variant: str, size: int, channels: int) -> np.ndarray:
+def tensors_for(rgb: np.ndarray, faces, detector: str, variant: str, size: int, channels: int,
+                scale: float = 1.0) -> np.ndarray:
+    if scale != 1.0:
+        saved = preprocess.CROP_CONTRACTS.get(detector)
+        fitted = preprocess.crop_contract(detector)
+        preprocess.CROP_CONTRACTS[detector] = dataclasses.replace(fitted, scale=fitted.scale * scale)
+        try:
+            return tensors_for(rgb, faces, detector, variant, size, channels)
+        finally:
+            if saved is None:
+                del preprocess.CROP_CONTRACTS[detector]
+            else:
+                preprocess.CROP_CONTRACTS[detector] = saved
     if variant == "margin-0.2":
         old = {name: preprocess.FALLBACK_CONTRACT for name in preprocess.CROP_CONTRACTS}
         saved = dict(preprocess.CROP_CONTRACTS)
@@ -65,6 +80,7 @@ def main() -> None:
     parser.add_argument("--detectors", default="blazeface,blazeface-short,mtcnn,haar,none")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--model", default=None, help="model name or file (default: the bundled default)")
+    parser.add_argument("--scales", default="1", help="factors on the contract's frame side, e.g. 0.9,1,1.1")
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"real_photos: no dev set at {args.data}")
@@ -79,22 +95,22 @@ def main() -> None:
             decoded.append((decode_image(path.read_bytes(), name=path.name).rgb, label))
         except ImageError as exc:
             print(f"  skipped {path.name}: {exc}")
-    header = f"{'detector':<16}{'variant':<16}{'found':>7}{'accuracy':>10}{'of found':>10}  " + " ".join(f"{e[:5]:>6}" for e in EMOTIONS)
+    header = f"{'detector':<16}{'variant':<22}{'found':>7}{'accuracy':>10}{'of found':>10}  " + " ".join(f"{e[:5]:>6}" for e in EMOTIONS)
     print(header)
     for name in args.detectors.split(","):
         detector = build_detector(name)
         started = time.perf_counter()
         found_faces = [detector.detect(rgb) for rgb, _ in decoded]
         ms = (time.perf_counter() - started) * 1000 / len(decoded)
-        for variant in args.variants.split(","):
-            if name == "none" and variant != VARIANTS[-1]:
+        for variant, scale in [(v, float(f)) for v in args.variants.split(",") for f in args.scales.split(",")]:
+            if name == "none" and (variant != VARIANTS[-1] or scale != 1.0):
                 continue  # the whole photo is the crop: no box to frame
             batch, owners = [], []
             for i, ((rgb, _), faces) in enumerate(zip(decoded, found_faces)):
                 if not faces:
                     continue
                 largest = max(faces, key=lambda f: f.w * f.h)
-                batch.append(tensors_for(rgb, [largest], name, variant, classifier.size, classifier.channels)[0])
+                batch.append(tensors_for(rgb, [largest], name, variant, classifier.size, classifier.channels, scale)[0])
                 owners.append(i)
             predicted = np.full(len(decoded), -1)
             if batch:
@@ -102,8 +118,8 @@ def main() -> None:
             labels = np.array([label for _, label in decoded])
             correct = predicted == labels
             recall = [correct[labels == c].mean() if (labels == c).any() else float("nan") for c in range(len(EMOTIONS))]
-            shown = "whole photo" if name == "none" else variant
-            print(f"{name:<16}{shown:<16}{len(owners) / len(decoded):>7.1%}{correct.mean():>10.3f}"
+            shown = "whole photo" if name == "none" else variant + (f" x{scale:g}" if scale != 1.0 else "")
+            print(f"{name:<16}{shown:<22}{len(owners) / len(decoded):>7.1%}{correct.mean():>10.3f}"
                   f"{(correct[owners].mean() if owners else 0):>10.3f}  " + " ".join(f"{r:>6.2f}" for r in recall)
                   + f"   ({ms:.0f} ms/photo detection)")
 
