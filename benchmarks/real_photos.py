@@ -13,6 +13,9 @@ side), ``contract`` (the fitted contract, eyes not levelled), ``contract+level``
     python benchmarks/real_photos.py --detectors blazeface-short --variants contract+level
     python benchmarks/real_photos.py --detectors blazeface-dual --variants contract+level --scales 0.9,1,1.1,1.2
                                      # the contract's frame side times each factor, centre unchanged
+    python benchmarks/real_photos.py --detectors blazeface-dual --jitter
+                                     # 45 frames jittered in size and place: the spread of single frames
+                                     # (how far apart two rows must be to mean something) and their average
 """
 
 from __future__ import annotations
@@ -49,11 +52,14 @@ def photos(root: Path) -> list[tuple[Path, int]]:
 
 
 def tensors_for(rgb: np.ndarray, faces, detector: str, variant: str, size: int, channels: int,
-                scale: float = 1.0) -> np.ndarray:
-    if scale != 1.0:
+                scale: float = 1.0, dx: float = 0.0, dy: float = 0.0) -> np.ndarray:
+    """The model inputs of ``faces`` with one crop variant; ``scale`` multiplies the contract's frame side and
+    ``dx, dy`` (box sides) move its centre."""
+    if (scale, dx, dy) != (1.0, 0.0, 0.0):
         saved = preprocess.CROP_CONTRACTS.get(detector)
         fitted = preprocess.crop_contract(detector)
-        preprocess.CROP_CONTRACTS[detector] = dataclasses.replace(fitted, scale=fitted.scale * scale)
+        preprocess.CROP_CONTRACTS[detector] = dataclasses.replace(
+            fitted, scale=fitted.scale * scale, dx=fitted.dx + dx, dy=fitted.dy + dy)
         try:
             return tensors_for(rgb, faces, detector, variant, size, channels)
         finally:
@@ -74,6 +80,49 @@ def tensors_for(rgb: np.ndarray, faces, detector: str, variant: str, size: int, 
                                        level=variant == "contract+level")
 
 
+def largest_face_probs(classifier, decoded, found_faces, detector: str, variant: str, scale: float = 1.0,
+                       dx: float = 0.0, dy: float = 0.0) -> tuple[np.ndarray, list[int]]:
+    """Each photo's probabilities for its largest face (zeros where none was found), and the photos with one."""
+    batch, owners = [], []
+    for i, ((rgb, _), faces) in enumerate(zip(decoded, found_faces)):
+        if faces:
+            largest = max(faces, key=lambda f: f.w * f.h)
+            batch.append(tensors_for(rgb, [largest], detector, variant, classifier.size, classifier.channels,
+                                     scale, dx, dy)[0])
+            owners.append(i)
+    probs = np.zeros((len(decoded), len(EMOTIONS)))
+    if batch:
+        probs[owners] = classifier.predict(np.stack(batch))
+    return probs, owners
+
+
+def jitter(classifier, decoded, found_faces, detector: str) -> None:
+    """Accuracy of 45 frames around the contract's (sizes x0.9-1.1, centres +-0.04 box sides): the spread of
+    single frames, and the model's probabilities averaged over several of them."""
+    labels = np.array([label for _, label in decoded])
+    scales, shifts = (0.9, 0.95, 1.0, 1.05, 1.1), (-0.04, 0.0, 0.04)
+    probs = {(s, dx, dy): largest_face_probs(classifier, decoded, found_faces, detector, "contract+level", s, dx, dy)[0]
+             for s in scales for dx in shifts for dy in shifts}
+
+    def accuracy(keys) -> float:
+        total = sum(probs[k] for k in keys)
+        return float(((total.argmax(axis=1) == labels) & (total.sum(axis=1) > 0)).mean())
+
+    single = np.array([accuracy([k]) for k in probs])
+    print(f"  {detector} contract+level, 45 jittered frames one at a time: mean {single.mean():.3f}, sd "
+          f"{single.std():.3f}, {single.min():.3f}-{single.max():.3f}; the contract's own frame "
+          f"{accuracy([(1.0, 0.0, 0.0)]):.3f}")
+    averaged = {
+        "3 sizes (x0.95, 1, 1.05)": [(s, 0.0, 0.0) for s in (0.95, 1.0, 1.05)],
+        "5 sizes (x0.9-1.1)": [(s, 0.0, 0.0) for s in scales],
+        "centre + 4 moved by 0.04": [(1.0, 0.0, 0.0)] + [(1.0, d, 0.0) for d in (-0.04, 0.04)] + [(1.0, 0.0, d) for d in (-0.04, 0.04)],
+        "9 places": [(1.0, dx, dy) for dx in shifts for dy in shifts],
+        "all 45": list(probs),
+    }
+    for label, keys in averaged.items():
+        print(f"  probabilities averaged over {label}: {accuracy(keys):.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEV)
@@ -81,6 +130,8 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--model", default=None, help="model name or file (default: the bundled default)")
     parser.add_argument("--scales", default="1", help="factors on the contract's frame side, e.g. 0.9,1,1.1")
+    parser.add_argument("--jitter", action="store_true",
+                        help="contract+level frames jittered by x0.9-1.1 in size and +-0.04 box sides in place")
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"real_photos: no dev set at {args.data}")
@@ -105,16 +156,9 @@ def main() -> None:
         for variant, scale in [(v, float(f)) for v in args.variants.split(",") for f in args.scales.split(",")]:
             if name == "none" and (variant != VARIANTS[-1] or scale != 1.0):
                 continue  # the whole photo is the crop: no box to frame
-            batch, owners = [], []
-            for i, ((rgb, _), faces) in enumerate(zip(decoded, found_faces)):
-                if not faces:
-                    continue
-                largest = max(faces, key=lambda f: f.w * f.h)
-                batch.append(tensors_for(rgb, [largest], name, variant, classifier.size, classifier.channels, scale)[0])
-                owners.append(i)
+            probs, owners = largest_face_probs(classifier, decoded, found_faces, name, variant, scale)
             predicted = np.full(len(decoded), -1)
-            if batch:
-                predicted[owners] = classifier.predict(np.stack(batch)).argmax(axis=1)
+            predicted[owners] = probs[owners].argmax(axis=1)
             labels = np.array([label for _, label in decoded])
             correct = predicted == labels
             recall = [correct[labels == c].mean() if (labels == c).any() else float("nan") for c in range(len(EMOTIONS))]
@@ -122,6 +166,8 @@ def main() -> None:
             print(f"{name:<16}{shown:<22}{len(owners) / len(decoded):>7.1%}{correct.mean():>10.3f}"
                   f"{(correct[owners].mean() if owners else 0):>10.3f}  " + " ".join(f"{r:>6.2f}" for r in recall)
                   + f"   ({ms:.0f} ms/photo detection)")
+        if args.jitter and name != "none":
+            jitter(classifier, decoded, found_faces, name)
 
 
 if __name__ == "__main__":
