@@ -95,6 +95,52 @@ def test_weight_average_and_bfloat16_training(tmp_path):
         TrainConfig(data=str(data), labels="ferplus-soft", ferplus_weight=0.2).validate()
 
 
+def test_batch_norm_statistics_are_measured_again_for_the_weights_in_the_model():
+    import keras
+
+    from emotion_batch.training.fit import recalibrate_batch_norm
+
+    rng = np.random.default_rng(0)
+    x = rng.normal([3.0, -1.0, 0.5], [2.0, 0.5, 1.0], size=(96, 3)).astype(np.float32)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization(momentum=0.9)])
+    bn = model.layers[0]
+    assert recalibrate_batch_norm(model, x, batch_size=32) == 1
+    batches = x.reshape(3, 32, 3)  # the equal-weight mean of the three batches' statistics
+    np.testing.assert_allclose(bn.moving_mean.numpy(), batches.mean(axis=1).mean(axis=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), batches.var(axis=1).mean(axis=0), rtol=1e-4)
+    assert bn.momentum == 0.9  # training goes on with its own momentum
+    recalibrate_batch_norm(model, x[:10], batch_size=32)  # fewer faces than a batch: one batch of them all
+    np.testing.assert_allclose(bn.moving_mean.numpy(), x[:10].mean(axis=0), rtol=1e-5, atol=1e-5)
+    assert recalibrate_batch_norm(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), x) == 0
+
+
+def test_the_weight_average_is_kept_with_its_own_batch_norm_statistics(tmp_path):
+    import keras
+
+    from emotion_batch.training import fit
+    from emotion_batch.training.fit import load_best, load_splits, recalibrate_batch_norm
+
+    data = fake_fer(tmp_path)
+    config = TrainConfig(data=str(data), model="tiny_test", epochs=1, batch_size=16, optimizer="sgd",
+                         learning_rate=0.05, ema=0.9, name="bn")
+    train(config, runs_dir=tmp_path / "runs", verbose=0)
+    run = tmp_path / "runs" / "bn"
+    kept, last = load_best(run), keras.models.load_model(run / "last.keras")
+
+    def statistics(model):
+        return [v.numpy() for v in model.non_trainable_variables if "moving" in v.path]
+
+    # the kept average's statistics are those measured for it on the run's fixed sample of training faces
+    train_set, _ = load_splits(config, size=48, channels=1)
+    sample = train_set.x[np.random.default_rng(config.seed).permutation(len(train_set))[: fit.BN_FACES]]
+    stored = statistics(kept)
+    recalibrate_batch_norm(kept, sample)
+    for a, b in zip(stored, statistics(kept)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    # the raw weights trained on with their own statistics: the checkpoint to resume from is not the average's
+    assert not all(np.allclose(a, b) for a, b in zip(stored, statistics(last)))
+
+
 def test_a_run_starts_from_a_bundled_files_weights(tmp_path):
     import keras
 

@@ -359,16 +359,47 @@ def _make_optimizer(config: TrainConfig, steps_per_epoch: int):
     raise ConfigError(f"optimizer must be one of {list(OPTIMIZERS)}. Received: optimizer={config.optimizer!r}")
 
 
+#: Training faces the weight average's batch-norm statistics are measured on, each epoch.
+BN_FACES = 4096
+
+
+def recalibrate_batch_norm(model, x: np.ndarray, *, batch_size: int = 256) -> int:
+    """Measure every batch-norm layer's moving mean and variance again, for the model's current weights, on
+    the faces ``x``: each batch is run in training mode and the layers' statistics become the equal-weight
+    mean of the batches' (the last batch is dropped if smaller). Return the number of layers measured.
+
+    A weight average needs this: Keras averages the trainable weights only, so the average otherwise runs with
+    the statistics of the raw weights, which fit it badly while the learning rate is high (the vgg_gap_wide
+    teacher at epoch 8: PublicTest 0.336 with them, 0.543 with its own, the raw weights 0.471)."""
+    import keras
+
+    layers = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    if not layers:
+        return 0
+    momenta = [layer.momentum for layer in layers]
+    try:
+        for k, start in enumerate(range(0, len(x) - batch_size + 1 if len(x) >= batch_size else 1, batch_size)):
+            for layer in layers:
+                layer.momentum = k / (k + 1.0)  # the running mean of the batches' statistics, in eager calls
+            model(x[start : start + batch_size].astype(np.float32), training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    return len(layers)
+
+
 def _recorder_class():
     import keras
 
     class RunRecorder(keras.callbacks.Callback):
         """Appends history, saves last/best checkpoints and the run state, stops early on patience."""
 
-        def __init__(self, run_dir: Path, state: dict[str, Any], patience: int, ema_valid=None) -> None:
+        def __init__(self, run_dir: Path, state: dict[str, Any], patience: int, ema_valid=None,
+                     bn_faces: np.ndarray | None = None) -> None:
             super().__init__()
             self.run_dir = run_dir
             self.ema_valid = ema_valid
+            self.bn_faces = bn_faces
             self.state = state
             self.patience = patience
             self.history_path = run_dir / "history.json"
@@ -408,15 +439,20 @@ def _recorder_class():
                 self.model.stop_training = True
 
         def _ema_accuracy(self, epoch: int) -> float:
-            """Validation accuracy of the weights' moving average; those weights go to ``ema.weights.h5``."""
+            """Validation accuracy of the weights' moving average, with batch-norm statistics measured for it on
+            training faces (``recalibrate_batch_norm``); those weights go to ``ema.weights.h5``, and the raw
+            weights and statistics are put back for training to go on."""
             variables = self.model.trainable_variables
-            current = [v.numpy() for v in variables]
+            statistics = [v for v in self.model.non_trainable_variables if "moving" in v.path]
+            current = [v.numpy() for v in variables + statistics]
             self.model.optimizer.finalize_variable_values(variables)  # the averages into the model
             try:
+                if self.bn_faces is not None:
+                    recalibrate_batch_norm(self.model, self.bn_faces)
                 self.model.save_weights(self.run_dir / "ema.weights.h5")
                 result = self.model.evaluate(self.ema_valid, verbose=0, return_dict=True)
             finally:
-                for v, value in zip(variables, current):
+                for v, value in zip(variables + statistics, current):
                     v.assign(value)
             log.info("epoch %d: weight average val_accuracy %.4f", epoch, result["accuracy"])
             return float(result["accuracy"])
@@ -487,7 +523,10 @@ def train(config: TrainConfig, *, runs_dir: str | Path, verbose: int = 2) -> dic
                 loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
                 metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
             )
-        callbacks = [_recorder_class()(run_dir, state, config.patience, ema_valid=valid_ds if config.ema else None)]
+        # the weight average's batch-norm statistics: measured on a fixed sample of the training faces
+        bn_faces = train_set.x[np.random.default_rng(config.seed).permutation(len(train_set))[:BN_FACES]] if config.ema else None
+        callbacks = [_recorder_class()(run_dir, state, config.patience, ema_valid=valid_ds if config.ema else None,
+                                       bn_faces=bn_faces)]
         if config.schedule == "plateau":
             callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", factor=0.5, patience=5, min_lr=1e-5))
         if state["epoch"] < config.epochs and state["wait"] < config.patience:
