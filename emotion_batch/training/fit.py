@@ -370,7 +370,7 @@ def recalibrate_batch_norm(model, x: np.ndarray, *, batch_size: int = 256) -> in
 
     A weight average needs this: Keras averages the trainable weights only, so the average otherwise runs with
     the statistics of the raw weights, which fit it badly while the learning rate is high (the vgg_gap_wide
-    teacher at epoch 8: PublicTest 0.336 with them, 0.543 with its own, the raw weights 0.471)."""
+    teacher at epoch 10: PublicTest 0.492 with them, 0.557 with its own, the raw weights 0.526)."""
     import keras
 
     layers = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
