@@ -17,6 +17,7 @@ the original 48x48 crops of the same faces:
   resampled faces it was trained on (its augmentation resamples every training face).
 
     python benchmarks/crop_variants.py                     # 1,500 PublicTest faces, 800 Training faces to fit
+    python benchmarks/crop_variants.py --model FILE --jitter --sigmas 0.7   # another model; the frames' spread
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ def main() -> None:
     parser.add_argument("--min-angles", default="1,5", help="least tilts (degrees) levelled, one row each")
     parser.add_argument("--sigmas", default="0.5,0.7,1.0", help="Gaussian blurs of the original crops")
     parser.add_argument("--model", default=None, help="a bundled model's name or a .keras file (default: the default)")
+    parser.add_argument("--jitter", action="store_true",
+                        help="also the box frame (levelled) moved and resized a little: 27 frames, their spread")
     args = parser.parse_args()
     if not (args.data / "fer2013.csv.gz").is_file():
         sys.exit(f"crop_variants: no FER2013 at {args.data}")
@@ -144,6 +147,17 @@ def main() -> None:
     row("box frame, not levelled", accuracy(crops(box_frame, None)))
     row("eye frame, levelled from 1 deg", accuracy(crops(eye_frame, 1.0)))
     row("eye frame, not levelled", accuracy(crops(eye_frame, None)))
+    if args.jitter:
+        singles = []
+        for scale in (0.95, 1.0, 1.05):
+            for dx in (-0.04, 0.0, 0.04):
+                for dy in (-0.04, 0.0, 0.04):
+                    moved = preprocess.CropContract(contract.scale * scale, contract.dx + dx, contract.dy + dy)
+                    singles.append(accuracy(crops(lambda f, c=moved: preprocess.face_frame(f, c, level=False), 1.0)).mean())
+        singles = np.array(singles)
+        print(f"box frame levelled, 27 frames x0.95-1.05 in size and +-0.04 box sides in place, one at a time: mean "
+              f"{singles.mean():.4f} ({100 * (singles.mean() - base.mean()):+.2f}), sd {singles.std():.4f}, "
+              f"{singles.min():.4f}-{singles.max():.4f}", flush=True)
     import cv2
 
     for sigma in (float(v) for v in args.sigmas.split(",")):

@@ -13,7 +13,7 @@ side), ``contract`` (the fitted contract, eyes not levelled), ``contract+level``
     python benchmarks/real_photos.py --detectors blazeface-short --variants contract+level
     python benchmarks/real_photos.py --detectors blazeface-dual --variants contract+level --scales 0.9,1,1.1,1.2
                                      # the contract's frame side times each factor, centre unchanged
-    python benchmarks/real_photos.py --detectors blazeface-dual --jitter
+    python benchmarks/real_photos.py --detectors blazeface-dual --jitter [--blur 0.5] [--model FILE]
                                      # 45 frames jittered in size and place: the spread of single frames
                                      # (how far apart two rows must be to mean something) and their average
 """
@@ -80,6 +80,22 @@ def tensors_for(rgb: np.ndarray, faces, detector: str, variant: str, size: int, 
                                        level=variant == "contract+level")
 
 
+class Blurred:
+    """A classifier whose inputs are blurred first (Gaussian, ``sigma`` pixels, edges repeated)."""
+
+    def __init__(self, classifier, sigma: float) -> None:
+        self.classifier, self.sigma = classifier, sigma
+        self.size, self.channels = classifier.size, classifier.channels
+        self.model_id = f"{classifier.model_id}, inputs blurred (sigma {sigma:g})"
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        import cv2
+
+        blurred = np.stack([cv2.GaussianBlur(f, (0, 0), self.sigma, borderType=cv2.BORDER_REPLICATE).reshape(f.shape)
+                            for f in faces])
+        return self.classifier.predict(blurred)
+
+
 def largest_face_probs(classifier, decoded, found_faces, detector: str, variant: str, scale: float = 1.0,
                        dx: float = 0.0, dy: float = 0.0) -> tuple[np.ndarray, list[int]]:
     """Each photo's probabilities for its largest face (zeros where none was found), and the photos with one."""
@@ -112,6 +128,8 @@ def jitter(classifier, decoded, found_faces, detector: str) -> None:
     print(f"  {detector} contract+level, 45 jittered frames one at a time: mean {single.mean():.3f}, sd "
           f"{single.std():.3f}, {single.min():.3f}-{single.max():.3f}; the contract's own frame "
           f"{accuracy([(1.0, 0.0, 0.0)]):.3f}")
+    print("  mean over the 9 places of each size: " + ", ".join(
+        f"x{s:g} {np.mean([accuracy([(s, dx, dy)]) for dx in shifts for dy in shifts]):.3f}" for s in scales))
     averaged = {
         "3 sizes (x0.95, 1, 1.05)": [(s, 0.0, 0.0) for s in (0.95, 1.0, 1.05)],
         "5 sizes (x0.9-1.1)": [(s, 0.0, 0.0) for s in scales],
@@ -130,6 +148,8 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--model", default=None, help="model name or file (default: the bundled default)")
     parser.add_argument("--scales", default="1", help="factors on the contract's frame side, e.g. 0.9,1,1.1")
+    parser.add_argument("--blur", type=float, default=0.0,
+                        help="Gaussian blur (sigma, pixels) of every model input after the crop (0: none)")
     parser.add_argument("--jitter", action="store_true",
                         help="contract+level frames jittered by x0.9-1.1 in size and +-0.04 box sides in place")
     args = parser.parse_args()
@@ -137,6 +157,8 @@ def main() -> None:
         sys.exit(f"real_photos: no dev set at {args.data}")
     items = photos(args.data)
     classifier = load_classifier(args.model)
+    if args.blur:
+        classifier = Blurred(classifier, args.blur)
     print(machine_line())
     print(f"data: {len(items)} photos of {args.data}; model {classifier.model_id}; largest face per photo; "
           "a photo without a face found counts as wrong")
