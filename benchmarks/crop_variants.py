@@ -23,6 +23,7 @@ the original 48x48 crops of the same faces:
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -148,13 +149,10 @@ def main() -> None:
     row("eye frame, levelled from 1 deg", accuracy(crops(eye_frame, 1.0)))
     row("eye frame, not levelled", accuracy(crops(eye_frame, None)))
     if args.jitter:
-        singles = []
-        for scale in (0.95, 1.0, 1.05):
-            for dx in (-0.04, 0.0, 0.04):
-                for dy in (-0.04, 0.0, 0.04):
-                    moved = preprocess.CropContract(contract.scale * scale, contract.dx + dx, contract.dy + dy)
-                    singles.append(accuracy(crops(lambda f, c=moved: preprocess.face_frame(f, c, level=False), 1.0)).mean())
-        singles = np.array(singles)
+        moved = [preprocess.CropContract(contract.scale * scale, contract.dx + dx, contract.dy + dy)
+                 for scale, dx, dy in itertools.product((0.95, 1.0, 1.05), (-0.04, 0.0, 0.04), (-0.04, 0.0, 0.04))]
+        singles = np.array([accuracy(crops(lambda f, c=c: preprocess.face_frame(f, c, level=False), 1.0)).mean()
+                            for c in moved])
         print(f"box frame levelled, 27 frames x0.95-1.05 in size and +-0.04 box sides in place, one at a time: mean "
               f"{singles.mean():.4f} ({100 * (singles.mean() - base.mean()):+.2f}), sd {singles.std():.4f}, "
               f"{singles.min():.4f}-{singles.max():.4f}", flush=True)

@@ -55,18 +55,11 @@ def tensors_for(rgb: np.ndarray, faces, detector: str, variant: str, size: int, 
                 scale: float = 1.0, dx: float = 0.0, dy: float = 0.0) -> np.ndarray:
     """The model inputs of ``faces`` with one crop variant; ``scale`` multiplies the contract's frame side and
     ``dx, dy`` (box sides) move its centre."""
-    if (scale, dx, dy) != (1.0, 0.0, 0.0):
-        saved = preprocess.CROP_CONTRACTS.get(detector)
+    if (scale, dx, dy) != (1.0, 0.0, 0.0):  # the job's own crop functions, with a moved contract
         fitted = preprocess.crop_contract(detector)
-        preprocess.CROP_CONTRACTS[detector] = dataclasses.replace(
-            fitted, scale=fitted.scale * scale, dx=fitted.dx + dx, dy=fitted.dy + dy)
-        try:
-            return tensors_for(rgb, faces, detector, variant, size, channels)
-        finally:
-            if saved is None:
-                del preprocess.CROP_CONTRACTS[detector]
-            else:
-                preprocess.CROP_CONTRACTS[detector] = saved
+        moved = dataclasses.replace(fitted, scale=fitted.scale * scale, dx=fitted.dx + dx, dy=fitted.dy + dy)
+        return np.stack([preprocess.crop_frame(rgb, preprocess.face_frame(f, moved, level=variant == "contract+level"),
+                                               size=size, channels=channels) for f in faces])
     if variant == "margin-0.2":
         old = {name: preprocess.FALLBACK_CONTRACT for name in preprocess.CROP_CONTRACTS}
         saved = dict(preprocess.CROP_CONTRACTS)
@@ -178,6 +171,8 @@ def main() -> None:
         for variant, scale in [(v, float(f)) for v in args.variants.split(",") for f in args.scales.split(",")]:
             if name == "none" and (variant != VARIANTS[-1] or scale != 1.0):
                 continue  # the whole photo is the crop: no box to frame
+            if variant == "margin-0.2" and scale != 1.0:
+                continue  # the old crop has no contract to scale
             probs, owners = largest_face_probs(classifier, decoded, found_faces, name, variant, scale)
             predicted = np.full(len(decoded), -1)
             predicted[owners] = probs[owners].argmax(axis=1)

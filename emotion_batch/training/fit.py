@@ -378,7 +378,7 @@ def recalibrate_batch_norm(model, x: np.ndarray, *, batch_size: int = 256) -> in
         return 0
     momenta = [layer.momentum for layer in layers]
     try:
-        for k, start in enumerate(range(0, len(x) - batch_size + 1 if len(x) >= batch_size else 1, batch_size)):
+        for k, start in enumerate(range(0, max(len(x) - batch_size, 0) + 1, batch_size)):
             for layer in layers:
                 layer.momentum = k / (k + 1.0)  # the running mean of the batches' statistics, in eager calls
             model(x[start : start + batch_size].astype(np.float32), training=True)
