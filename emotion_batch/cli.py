@@ -359,15 +359,18 @@ def train(data, arch, labels, optimizer, learning_rate, schedule, batch_size, ep
 @click.option("--default/--no-default", "make_default", default=True, show_default=True)
 @click.option("--flip-tta", is_flag=True, help="Build test-time flip averaging into the bundled model (twice the arithmetic).")
 @click.option("--calibrate", is_flag=True, help="Fit a temperature on PublicTest and build it into the bundled model.")
-def bundle(run_dir, data, name, models_dir, command, make_default, flip_tta, calibrate) -> None:
+@click.option("--labels", type=click.Choice(["original", "ferplus-majority"]), default="original", show_default=True,
+              help="The labels the model answers in and is measured against: with ferplus-majority, --calibrate "
+                   "also fits a bias per class on PublicTest's FER+ votes (the file then follows the annotators' majority).")
+def bundle(run_dir, data, name, models_dir, command, make_default, flip_tta, calibrate, labels) -> None:
     """Evaluate a finished run and put its best model, card and hash into the models folder."""
     setup_logging(1, False)
     _quiet_tensorflow()
     from .training.evaluate import bundle_run
 
     metrics = bundle_run(run_dir, data=data, models_dir=models_dir, name=name, command=command,
-                         make_default=make_default, flip_tta=flip_tta, calibrate=calibrate)
-    click.echo(f"emotion-batch: bundled {name}: PrivateTest accuracy {metrics['accuracy']:.4f}, "
+                         make_default=make_default, flip_tta=flip_tta, calibrate=calibrate, labels=labels)
+    click.echo(f"emotion-batch: bundled {name}: PrivateTest accuracy {metrics['accuracy']:.4f} ({labels} labels), "
                f"macro-F1 {metrics['macro_f1']:.4f}, ECE {metrics['calibration']['ece']:.4f}")
 
 

@@ -42,6 +42,34 @@ def fake_fer(folder: Path, n_per_split: int = 60, seed: int = 0) -> Path:
     return write_fer_csv(folder, rows)
 
 
+def fake_ferplus(folder, n_per_split=60, seed=0):
+    """FER+ vote files for ``fake_fer``'s rows: row i of a split gets 6 votes for its label and 4 for
+    neutral, except every 10th row, whose votes all go to "unknown" (no vote on our classes)."""
+    import gzip
+
+    index = ["orig_row,Usage"]
+    votes = ["Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"]
+    fer_names = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]  # FER2013 label order
+    columns = votes[0].split(",")[2:]
+    row = 0
+    for usage in ("Training", "PublicTest", "PrivateTest"):
+        for i in range(n_per_split):
+            counts = dict.fromkeys(columns, 0)
+            if i % 10 == 0:
+                counts["unknown"] = 10
+            else:
+                counts[fer_names[i % 7]] += 6
+                counts["neutral"] += 4
+            index.append(f"{row},{usage}")
+            votes.append(f"{usage},fer{row:07d}.png," + ",".join(str(counts[c]) for c in columns))
+            row += 1
+    with gzip.open(folder / "row_index.csv.gz", "wt") as f:
+        f.write("\n".join(index) + "\n")
+    with gzip.open(folder / "fer2013new.csv.gz", "wt") as f:
+        f.write("\n".join(votes) + "\n")
+    return folder
+
+
 def write_photo(path: Path, image: Image.Image, **save) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, **save)

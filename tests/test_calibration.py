@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from emotion_batch.training.calibration import apply_temperature, fit_temperature
+from emotion_batch.training.calibration import apply_temperature, fit_temperature, fit_temperature_and_bias
 from emotion_batch.training.metrics import classification_report, reliability_bins
 
-from .conftest import fake_fer
+from .conftest import fake_fer, fake_ferplus
 
 
 
@@ -56,6 +56,29 @@ def test_the_temperature_fit_recovers_a_known_temperature(true_t):
     assert (calibrated.argmax(axis=1) == model.argmax(axis=1)).all()  # the top class never changes
 
 
+def test_the_temperature_and_bias_fit_recovers_a_known_convention():
+    # annotators whose shares are softmax(z / T + b) for a model reporting softmax(z): a known convention
+    rng = np.random.default_rng(5)
+    z = rng.normal(0.0, 2.0, size=(8_000, 7))
+    model = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    true_bias = np.array([-1.2, -0.8, -2.0, 0.3, 1.4, -0.5, 0.6])
+    true_bias -= true_bias.mean()
+    shares = apply_temperature(model, 1.3, true_bias)
+    t, bias = fit_temperature_and_bias(shares, model)
+    assert t == pytest.approx(1.3, rel=1e-3)
+    np.testing.assert_allclose(bias, true_bias, atol=1e-3)
+    assert bias.mean() == pytest.approx(0.0, abs=1e-9)
+    # the bias moves answers: the fitted file agrees with the annotators' majority where the model did not
+    majority = shares.argmax(axis=1)
+    assert (apply_temperature(model, t, bias).argmax(axis=1) == majority).all()
+    assert (model.argmax(axis=1) != majority).mean() > 0.2
+    # one-hot targets are a hard-label convention; a temperature alone is the special case of a zero bias
+    t_only, flat = fit_temperature_and_bias(apply_temperature(model, 0.8), model)
+    assert t_only == pytest.approx(0.8, rel=1e-3) and np.abs(flat).max() < 1e-3
+    with pytest.raises(ValueError, match="same non-empty"):
+        fit_temperature_and_bias(shares[:, :6], model)
+
+
 def test_the_temperature_layer_matches_numpy_and_survives_saving(tmp_path, tiny_model_file):
     import keras
 
@@ -73,6 +96,13 @@ def test_the_temperature_layer_matches_numpy_and_survives_saving(tmp_path, tiny_
     assert (got.argmax(axis=1) == raw.argmax(axis=1)).all()
     with pytest.raises(ValueError, match="temperature must be positive"):
         with_temperature(net, 0.0)
+    # with a bias per class: the file computes softmax(log p / T + b), changes answers, and keeps the bias
+    bias = [2.0, -1.0, 0.0, 0.5, -0.5, 0.0, -1.0]
+    path = tmp_path / "biased.keras"
+    with_temperature(with_flip_averaging(net), 1.7, bias).save(path)
+    biased = keras.models.load_model(path, compile=False)
+    np.testing.assert_allclose(biased.predict(x, verbose=0), apply_temperature(raw, 1.7, np.array(bias)), atol=1e-5)
+    assert biased.get_layer("calibration").bias == bias and "bias" not in loaded.get_layer("calibration").get_config()
 
 
 @pytest.mark.slow
@@ -106,3 +136,47 @@ def test_bundle_calibrate_fits_on_publictest_and_builds_the_temperature_in(tmp_p
     if "litert" in entry:
         lite = load_classifier(str(models / entry["litert"]["file"]))
         np.testing.assert_allclose(lite.predict(test.x), keras_clf.predict(test.x), atol=0.02)
+
+
+@pytest.mark.slow
+def test_bundle_with_ferplus_labels_builds_the_annotators_convention_in(tmp_path):
+    from emotion_batch.classifier import load_classifier
+    from emotion_batch.model_layers import with_flip_averaging
+    from emotion_batch.reports.methodology import model_reliability
+    from emotion_batch.training.data import load_fer2013
+    from emotion_batch.training.evaluate import bundle_run, predict
+    from emotion_batch.training.fit import TrainConfig, load_best, train
+
+    data = fake_ferplus(fake_fer(tmp_path, n_per_split=28), n_per_split=28)
+    state = train(TrainConfig(data=str(data), model="tiny_test", epochs=1, batch_size=32, augment=False),
+                  runs_dir=tmp_path / "runs", verbose=0)
+    models = tmp_path / "models"
+    metrics = bundle_run(state["run_dir"], data=data, models_dir=models, name="tiny_plus", command="cmd",
+                         flip_tta=True, calibrate=True, labels="ferplus-majority")
+    manifest = json.loads((models / "manifest.json").read_text())
+    entry = manifest["models"]["tiny_plus"]
+    network = with_flip_averaging(load_best(state["run_dir"]))
+    # temperature and bias are the ones PublicTest's FER+ vote shares give (rows without a majority left out)
+    valid = load_fer2013(data, split="valid", labels="ferplus-soft")
+    expected_t, expected_bias = fit_temperature_and_bias(valid.soft, predict(network, valid.x))
+    assert entry["temperature"] == pytest.approx(expected_t, abs=1e-4)
+    np.testing.assert_allclose(entry["bias"], expected_bias, atol=1e-4)
+    # the figures are against the FER+ majority; the original labels' figures are kept beside them
+    plus_test = load_fer2013(data, split="test", labels="ferplus-majority")
+    assert entry["labels"] == "ferplus-majority" and metrics["n"] == len(plus_test) < 28
+    bundled = load_classifier(str(models / entry["file"]), backend="keras")
+    probs = bundled.predict(plus_test.x)
+    np.testing.assert_allclose(probs, apply_temperature(predict(network, plus_test.x), expected_t, expected_bias), atol=2e-4)
+    assert entry["test_accuracy"] == round(float((probs.argmax(axis=1) == plus_test.y).mean()), 4)
+    original = load_fer2013(data, split="test")
+    assert entry["original_labels"]["test_accuracy"] == round(
+        float((bundled.predict(original.x).argmax(axis=1) == original.y).mean()), 4)
+    card = (models / "tiny_plus.md").read_text()
+    assert "against the FER+ majority" in card and "## Against FER2013's original labels" in card
+    assert "Temperature and bias" in card and f"T = {entry['temperature']:.4f}" in card
+    # the corrected shares' statistics are against the same labels, and the reports say what was measured
+    shares = json.loads((models / "tiny_plus.shares.json").read_text())
+    assert f"({len(valid)} faces, ferplus-majority labels)" in shares["data"]
+    assert shares["files"][0]["counts"] == np.bincount(valid.y, minlength=7).tolist()
+    (reliability,) = model_reliability([f"tiny_plus@{entry['sha256'][:12]}"], manifest)
+    assert reliability.labels == "ferplus-majority" and "FER+ annotators' majority" in reliability.measured_against

@@ -328,6 +328,7 @@ def test_methodology_reads_reliability_from_the_manifest(rendered):
     html = report_paths(rendered["root"], "Spring 2024", "Hero film")[0].read_text(encoding="utf-8")
     assert "Model <code>tiny@0123456789ab</code>" in html
     assert "test accuracy 61.2 %" in html and "<td>disgust</td><td class=\"number\">0.31</td>" in squash(html)
+    assert "macro-F1 0.55, against FER2013&#39;s original labels (PrivateTest)." in html  # the manifest has no "labels"
     assert "Least reliable classes: disgust (F1 0.26), fear (F1 0.37)" in html
     assert "EU AI Act" in html and "Art. 5(1)(f)" in html and "knowingly agreed" in html
     # unknown models and files that differ from the manifest's are said to be unknown
@@ -336,6 +337,11 @@ def test_methodology_reads_reliability_from_the_manifest(rendered):
     assert not renamed.known and not other.known
     assert other.note == "reliability unknown for this model"
     assert not model_reliability(["tiny@0123456789ab"], None)[0].known
+    # a model that answers as the FER+ annotators' majority says its figures are against that majority
+    plus = {"default": "tiny", "models": {"tiny": {**MANIFEST["models"]["tiny"], "labels": "ferplus-majority"}}}
+    (majority,) = model_reliability(["tiny@0123456789ab"], plus)
+    assert majority.labels == "ferplus-majority" and majority.measured_against.startswith("the FER+ annotators' majority")
+    assert known.labels == "original" and "original labels" in known.measured_against
 
 
 def test_trend_days_below_the_minimum_group_size_show_no_valence(rendered):

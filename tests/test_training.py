@@ -13,35 +13,7 @@ from emotion_batch.training.architectures import build_from_spec, load_spec, spe
 from emotion_batch.training.fit import TrainConfig, balanced_index, class_weights, train
 from emotion_batch.training.metrics import classification_report
 
-from .conftest import fake_fer
-
-
-def _fake_ferplus(folder, n_per_split=60, seed=0):
-    """FER+ vote files for ``fake_fer``'s rows: row i of a split gets 6 votes for its label and 4 for
-    neutral, except every 10th row, whose votes all go to "unknown" (no vote on our classes)."""
-    import gzip
-
-    index = ["orig_row,Usage"]
-    votes = ["Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"]
-    fer_names = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]  # FER2013 label order
-    columns = votes[0].split(",")[2:]
-    row = 0
-    for usage in ("Training", "PublicTest", "PrivateTest"):
-        for i in range(n_per_split):
-            counts = dict.fromkeys(columns, 0)
-            if i % 10 == 0:
-                counts["unknown"] = 10
-            else:
-                counts[fer_names[i % 7]] += 6
-                counts["neutral"] += 4
-            index.append(f"{row},{usage}")
-            votes.append(f"{usage},fer{row:07d}.png," + ",".join(str(counts[c]) for c in columns))
-            row += 1
-    with gzip.open(folder / "row_index.csv.gz", "wt") as f:
-        f.write("\n".join(index) + "\n")
-    with gzip.open(folder / "fer2013new.csv.gz", "wt") as f:
-        f.write("\n".join(votes) + "\n")
-    return folder
+from .conftest import fake_fer, fake_ferplus
 
 
 def test_ferplus_votes_mix_into_the_original_targets(tmp_path):
@@ -49,7 +21,7 @@ def test_ferplus_votes_mix_into_the_original_targets(tmp_path):
     from emotion_batch.labels import FER2013_TO_INDEX
     from emotion_batch.training.data import ferplus_soft_mix, load_fer2013
 
-    data = _fake_ferplus(fake_fer(tmp_path))
+    data = fake_ferplus(fake_fer(tmp_path))
     faces = load_fer2013(data, split="train")
     mixed = ferplus_soft_mix(data, faces, split="train", weight=0.25)
     neutral = EMOTIONS.index("neutral")
@@ -71,7 +43,7 @@ def test_weight_average_and_bfloat16_training(tmp_path):
 
     from emotion_batch.training.fit import load_best
 
-    data = _fake_ferplus(fake_fer(tmp_path))
+    data = fake_ferplus(fake_fer(tmp_path))
     config = TrainConfig(data=str(data), model="tiny_test", epochs=2, batch_size=16, optimizer="sgd",
                          learning_rate=0.05, precision="mixed_bfloat16", ema=0.9, ferplus_weight=0.3, name="avg")
     state = train(config, runs_dir=tmp_path / "runs", verbose=0)

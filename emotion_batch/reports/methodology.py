@@ -45,6 +45,13 @@ class ModelReliability:
     macro_f1: Optional[float] = None
     card: Optional[str] = None
     classes: tuple[ClassReliability, ...] = ()
+    labels: str = "original"  # what the figures were measured against (the manifest's ``labels``)
+
+    @property
+    def measured_against(self) -> str:
+        """The labels of the test figures, in words."""
+        return ("the FER+ annotators' majority (FER2013 PrivateTest)" if self.labels == "ferplus-majority"
+                else "FER2013's original labels (PrivateTest)")
 
     @property
     def note(self) -> str:
@@ -92,6 +99,7 @@ def _one(model_id: str, manifest: Optional[Mapping]) -> ModelReliability:
     return ModelReliability(
         model_id=model_id, known=bool(classes), accuracy=_number(entry.get("test_accuracy")),
         macro_f1=_number(entry.get("test_macro_f1")), card=card, classes=tuple(classes),
+        labels=str(model.get("labels", "original")),
     )
 
 

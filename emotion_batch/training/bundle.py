@@ -31,10 +31,13 @@ def _distillation_row(config: dict[str, Any]) -> str:
 
 def write_card(path: Path, *, name: str, model, run_dir: Path, metrics: dict[str, Any], valid_metrics: dict[str, Any],
                file_name: str, sha256: str, command: str, extra: dict[str, Any],
-               litert: dict[str, Any] | None = None, calibration: dict[str, Any] | None = None) -> None:
+               litert: dict[str, Any] | None = None, calibration: dict[str, Any] | None = None,
+               labels: str = "original", original_metrics: dict[str, Any] | None = None) -> None:
     """Write the model card (markdown) from a run's files and its evaluation (and that of its quantized
-    LiteRT file, ``litert``: file, sha256, size_mb, metrics; and the temperature built into the file with the
-    PrivateTest metrics before it, ``calibration``: temperature, before)."""
+    LiteRT file, ``litert``: file, sha256, size_mb, metrics; and the temperature, and bias, built into the file
+    with the PrivateTest metrics before them, ``calibration``: temperature, bias, before). ``labels`` names the
+    labels ``metrics`` were measured against; ``original_metrics``, the same file against FER2013's original
+    labels when those were others."""
     config = json.loads((run_dir / "config.json").read_text())
     state = json.loads((run_dir / "state.json").read_text())
     history = json.loads((run_dir / "history.json").read_text())
@@ -70,7 +73,7 @@ macro-F1 {q['macro_f1']:.4f}; recall """ + ", ".join(f"{c} {m['recall']:.3f}" fo
 | split | train on `Training` ({state.get('train_size', '?')} faces after cleaning), select on `PublicTest`, report on `PrivateTest` (never used for a choice) |
 | options | optimizer {config['optimizer']}, lr {config['learning_rate']} ({config['schedule']}), batch {config['batch_size']}, balance {config['balance']}, label smoothing {config['label_smoothing']}, augmentation {config['augment']}, weight average {config.get('ema', 0.0)}, FER+ vote weight {config.get('ferplus_weight', 0.0)} |
 {_distillation_row(config)}{''.join(f'| {k} | {v} |' + chr(10) for k, v in extra.items())}
-## Results on FER2013 PrivateTest ({metrics['n']} faces, original labels)
+## Results on FER2013 PrivateTest ({metrics['n']} faces, {LABEL_TEXT[labels]})
 
 | metric | value |
 |---|---|
@@ -93,6 +96,7 @@ Confusion matrix (rows: true class, columns: predicted, in the order {', '.join(
 |---|{'---|' * len(EMOTIONS)}
 {cm_rows}
 
+{_original_text(original_metrics)}
 {calibration_text(metrics, calibration)}
 {litert_text}
 ## Training history
@@ -114,6 +118,29 @@ what a face looks like, not what the person feels.
 """)
 
 
+#: How a card names the labels its figures were measured against.
+LABEL_TEXT = {
+    "original": "original labels",
+    "ferplus-majority": "against the FER+ majority: the faces where more than half of the FER+ annotators' "
+                        "votes on the seven classes agree",
+}
+
+
+def _original_text(original: dict[str, Any] | None) -> str:
+    """The card's section with the file's PrivateTest figures against FER2013's original labels (when its main
+    figures are against other labels)."""
+    if not original:
+        return ""
+    recalls = ", ".join(f"{c} {m['recall']:.3f}" for c, m in original["per_class"].items())
+    return f"""
+## Against FER2013's original labels (PrivateTest, {original['n']} faces)
+
+Accuracy {original['accuracy']:.4f}, macro-F1 {original['macro_f1']:.4f}; recall {recalls}. The file answers
+as the FER+ annotators' majority does, which differs from the original single label on about a third of
+FER2013's faces, so these figures are lower by design.
+"""
+
+
 def calibration_text(metrics: dict[str, Any], calibration: dict[str, Any] | None) -> str:
     """The card's calibration section: ECE and log-likelihood (before and after the temperature, when one is
     built in) and the reliability table of PrivateTest, bin by bin."""
@@ -121,15 +148,23 @@ def calibration_text(metrics: dict[str, Any], calibration: dict[str, Any] | None
     bins = after["bins"]
     if calibration:
         before = calibration["before"]
-        head = f"""Temperature scaling: the file divides the log-probabilities by **T = {calibration['temperature']:.4f}**, fitted
-on PublicTest to minimise their negative log-likelihood (it never changes the most probable class).
+        if calibration.get("bias") is None:
+            what = f"""Temperature scaling: the file divides the log-probabilities by **T = {calibration['temperature']:.4f}**, fitted
+on PublicTest to minimise their negative log-likelihood (it never changes the most probable class)."""
+        else:
+            bias = ", ".join(f"{c} {b:+.3f}" for c, b in zip(EMOTIONS, calibration["bias"]))
+            what = f"""Temperature and bias: the file divides the log-probabilities by **T = {calibration['temperature']:.4f}** and adds a
+log-odds bias per class ({bias}), both fitted on PublicTest to minimise the cross-entropy to the FER+
+annotators' vote shares. Unlike a temperature alone, the bias changes answers: it is what makes the file
+follow the annotators' majority ("before" is the network against the same labels)."""
+        head = f"""{what}
 
 | PrivateTest | before | after |
 |---|---|---|
 | expected calibration error ({bins} bins, top class) | {before['calibration']['ece']:.4f} | **{after['ece']:.4f}** |
 | maximum calibration error | {before['calibration']['mce']:.4f} | {after['mce']:.4f} |
 | negative log-likelihood | {before['nll']:.4f} | {metrics['nll']:.4f} |
-"""
+{"" if calibration.get("bias") is None else f"| accuracy | {before['accuracy']:.4f} | {metrics['accuracy']:.4f} |" + chr(10)}"""
     else:
         head = f"""No temperature is built in. PrivateTest expected calibration error ({bins} bins, top class):
 **{after['ece']:.4f}**; maximum calibration error {after['mce']:.4f}; negative log-likelihood {metrics['nll']:.4f}.
@@ -164,7 +199,11 @@ def _reliability(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def update_manifest(models_dir: Path, *, name: str, file_name: str, sha256: str, size: int, channels: int,
                     card: str, metrics: dict[str, Any], make_default: bool,
-                    litert: dict[str, Any] | None = None, temperature: float | None = None) -> None:
+                    litert: dict[str, Any] | None = None, temperature: float | None = None,
+                    bias: Any = None, labels: str = "original", original_metrics: dict[str, Any] | None = None) -> None:
+    """Record a bundled file in the manifest: its hash, input, card and test metrics (``labels``: what they were
+    measured against; a file that answers in another convention also records its bias and its accuracy
+    against FER2013's original labels)."""
     path = models_dir / MANIFEST
     manifest = json.loads(path.read_text()) if path.is_file() else {"default": name, "models": {}}
     manifest["models"][name] = {
@@ -173,6 +212,13 @@ def update_manifest(models_dir: Path, *, name: str, file_name: str, sha256: str,
     }
     if temperature is not None:
         manifest["models"][name]["temperature"] = round(float(temperature), 4)
+    if bias is not None:
+        manifest["models"][name]["bias"] = [round(float(b), 4) for b in bias]
+    if labels != "original":
+        manifest["models"][name]["labels"] = labels
+    if original_metrics is not None:
+        manifest["models"][name]["original_labels"] = {"test_accuracy": round(original_metrics["accuracy"], 4),
+                                                       "test_macro_f1": round(original_metrics["macro_f1"], 4)}
     if litert:
         manifest["models"][name]["litert"] = {"file": litert["file"], "sha256": litert["sha256"],
                                               "quantization": "dynamic-range int8", **_reliability(litert["metrics"])}

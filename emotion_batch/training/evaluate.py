@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..exceptions import ConfigError
 from .data import FaceSet, load_fer2013
 from .metrics import classification_report
 
@@ -77,12 +78,15 @@ def jsonable(report: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in report.items() if k != "roc"}
 
 
+#: The labels a bundled file can answer in and be measured against (``bundle_run``).
+BUNDLE_LABELS = ("original", "ferplus-majority")
+
 #: The most accuracy a quantized LiteRT file may lose against its Keras model (PrivateTest) to be bundled.
 MAX_QUANT_LOSS = 0.005
 
 
 def _write_share_statistics(models: Path, *, name: str, model, sha: str, quant, valid: FaceSet, data,
-                            command: str) -> Path:
+                            command: str, labels: str = "original") -> Path:
     """``<name>.shares.json``: the PublicTest statistics of the bundled Keras file and of its LiteRT file
     (``training.share_stats``), measured through the job's classifiers."""
     from ..classifier import Classifier
@@ -93,12 +97,12 @@ def _write_share_statistics(models: Path, *, name: str, model, sha: str, quant, 
     if quant is not None:
         entries.append(classifier_statistics(quant, valid, file_name=f"{name}.quant.tflite"))
     return save_statistics(models, name=name, entries=entries, faces=len(valid),
-                           command=command or f"emotion-batch bundle ... --data {data}")
+                           command=command or f"emotion-batch bundle ... --data {data}", labels=labels)
 
 
 def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path, name: str, command: str,
                make_default: bool = True, max_quant_loss: float = MAX_QUANT_LOSS,
-               flip_tta: bool = False, calibrate: bool = False) -> dict[str, Any]:
+               flip_tta: bool = False, calibrate: bool = False, labels: str = "original") -> dict[str, Any]:
     """Evaluate a run's best weights on PublicTest and PrivateTest and put the model into ``models_dir``.
 
     Beside the ``.keras`` file it writes ``<name>.shares.json`` (the PublicTest statistics the reports'
@@ -109,6 +113,11 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
     every face is classified as the mean of it and its mirror image, at twice the arithmetic.
     ``calibrate`` fits a temperature on PublicTest (``calibration.fit_temperature``) and builds it into the
     bundled file (``layers.with_temperature``): the file's probabilities are then calibrated everywhere it runs.
+    ``labels`` is the convention the file answers in and is measured against: ``original`` (FER2013's labels)
+    or ``ferplus-majority`` (the FER+ annotators' majority: with ``calibrate``, a temperature and a per-class
+    bias are fitted on PublicTest's FER+ vote shares, ``calibration.fit_temperature_and_bias``; the card,
+    the manifest and the corrected shares' statistics use the FER+ majority, and the card also shows the
+    PrivateTest figures against the original labels).
 
     Returns:
         The PrivateTest metrics (without ROC arrays).
@@ -128,19 +137,32 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
 
         model = with_flip_averaging(model)
     size, channels = int(model.input_shape[1]), int(model.input_shape[3])
-    valid = load_fer2013(data, split="valid", size=size, channels=channels)
-    test = load_fer2013(data, split="test", size=size, channels=channels)
-    uncalibrated = None
+    if labels not in BUNDLE_LABELS:
+        raise ConfigError(f"labels must be one of {list(BUNDLE_LABELS)}. Received: labels={labels!r}")
+    original_test = load_fer2013(data, split="test", size=size, channels=channels)
+    if labels == "original":
+        valid = load_fer2013(data, split="valid", size=size, channels=channels)
+        test = original_test
+    else:  # the vote shares of PublicTest (their hard label is the majority) and PrivateTest's majority
+        valid = load_fer2013(data, split="valid", size=size, channels=channels, labels="ferplus-soft")
+        test = load_fer2013(data, split="test", size=size, channels=channels, labels="ferplus-majority")
+    uncalibrated = bias = None
     if calibrate:
-        from .calibration import fit_temperature
+        from .calibration import fit_temperature, fit_temperature_and_bias
         from ..model_layers import with_temperature
 
-        temperature = fit_temperature(valid.y, predict(model, valid.x))
+        valid_probs = predict(model, valid.x)
+        if labels == "original":
+            temperature = fit_temperature(valid.y, valid_probs)
+        else:
+            temperature, bias = fit_temperature_and_bias(valid.soft, valid_probs)
         uncalibrated = jsonable(evaluate(model, test))
-        model = with_temperature(model, temperature)
-        log.info("temperature %.4f (fitted on PublicTest)", temperature)
+        model = with_temperature(model, temperature, None if bias is None else bias.tolist())
+        log.info("temperature %.4f%s (fitted on PublicTest)", temperature,
+                 "" if bias is None else ", bias " + " ".join(f"{b:+.3f}" for b in bias))
     valid_metrics = evaluate(model, valid)
     test_metrics = evaluate(model, test)
+    original_metrics = None if labels == "original" else jsonable(evaluate(model, original_test))
     file_name = f"{name}.keras"
     sha = save_for_inference(model, models / file_name)
     quant_path = export_model(model, models, name=name, fmt="tflite-quant")
@@ -157,17 +179,20 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
     card = f"{name}.md"
     write_card(models / card, name=name, model=model, run_dir=run, metrics=test_metrics, valid_metrics=valid_metrics,
                file_name=file_name, sha256=sha, command=command, litert=litert,
-               calibration=None if uncalibrated is None else {"temperature": temperature, "before": uncalibrated},
+               calibration=None if uncalibrated is None else {"temperature": temperature, "before": uncalibrated,
+                                                              "bias": None if bias is None else bias.tolist()},
+               labels=labels, original_metrics=original_metrics,
                extra=({"test-time augmentation": "flip averaging built in (the mean of each face and its mirror image)",
-                       "PrivateTest accuracy of the network alone, one pass":
+                       "PrivateTest accuracy of the network alone, one pass, before calibration":
                        f"{evaluate(single, test)['accuracy']:.4f}"} if flip_tta else
                       {"PrivateTest accuracy with flip TTA (not used by the job)":
                        f"{evaluate(model, test, flip_tta=True)['accuracy']:.4f}"}))
     (models / f"{name}.metrics.json").write_text(json.dumps(jsonable(test_metrics), indent=2) + "\n")
     _write_share_statistics(models, name=name, model=model, sha=sha, quant=quant if litert else None,
-                            valid=valid, data=data, command=command)
+                            valid=valid, data=data, command=command, labels=labels)
     update_manifest(models, name=name, file_name=file_name, sha256=sha, size=size, channels=channels, card=card,
                     metrics=test_metrics, make_default=make_default, litert=litert,
-                    temperature=temperature if calibrate else None)
+                    temperature=temperature if calibrate else None, bias=bias, labels=labels,
+                    original_metrics=original_metrics)
     log.info("bundled %s: PrivateTest accuracy %.4f", name, test_metrics["accuracy"])
     return jsonable(test_metrics)

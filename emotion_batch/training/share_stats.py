@@ -5,7 +5,8 @@ models are selected on (never PrivateTest, which stays the untouched test split)
 classifier the job builds (``classifier.load_classifier``: the same file, backend and, where the manifest
 gives one, temperature), and write ``models/<NAME>.shares.json``: per model file (the Keras file and its
 LiteRT file, each with its own sha256, since the job's faces carry the id of the file that classified
-them) the validation class counts, the confusion matrix of top-1 decisions, and the mean and covariance
+them) the validation class counts (against the labels the model answers in: FER2013's original ones, or the FER+
+majority for a model bundled with ``--labels ferplus-majority``), the confusion matrix of top-1 decisions, and the mean and covariance
 of the probability vectors of each true class (``aggregate.quantify.ConfusionStats``).
 """
 
@@ -68,10 +69,12 @@ def write_model_statistics(path: Path, *, name: str, entries: Sequence[dict[str,
     return path
 
 
-def save_statistics(folder: Path, *, name: str, entries: Sequence[dict[str, Any]], faces: int, command: str) -> Path:
-    """Write ``<folder>/<name>.shares.json``: ``entries`` measured on ``faces`` faces of the ``STATS_SPLIT``."""
+def save_statistics(folder: Path, *, name: str, entries: Sequence[dict[str, Any]], faces: int, command: str,
+                    labels: str = "original") -> Path:
+    """Write ``<folder>/<name>.shares.json``: ``entries`` measured on ``faces`` faces of the ``STATS_SPLIT``
+    against ``labels`` (``original`` or ``ferplus-majority``, the labels the model answers in)."""
     return write_model_statistics(folder / f"{name}{SHARES_SUFFIX}", name=name, entries=entries,
-                                  data=f"FER2013 {FER_SPLITS[STATS_SPLIT]} ({faces} faces, original labels)",
+                                  data=f"FER2013 {FER_SPLITS[STATS_SPLIT]} ({faces} faces, {labels} labels)",
                                   command=command)
 
 
@@ -101,6 +104,7 @@ def model_statistics(name: Optional[str], data: str | Path, *, backends: Sequenc
 
     manifest = bundled_models()
     name = name or manifest["default"]
+    labels = manifest["models"].get(name, {}).get("labels", "original")  # the labels the model answers in
     has = model_backends(name)
     entries, faces, folder = [], {}, None
     for backend in backends:
@@ -110,7 +114,8 @@ def model_statistics(name: Optional[str], data: str | Path, *, backends: Sequenc
         classifier = open_classifier(ref, batch_size=512)
         key = (classifier.size, classifier.channels)
         if key not in faces:
-            faces[key] = load_fer2013(data, split=STATS_SPLIT, size=classifier.size, channels=classifier.channels)
+            faces[key] = load_fer2013(data, split=STATS_SPLIT, size=classifier.size, channels=classifier.channels,
+                                      labels=labels)
         entries.append(classifier_statistics(classifier, faces[key], file_name=ref.path.name,
                                              temperature=manifest_temperature(classifier.model_id, manifest)))
         folder = ref.path.parent
@@ -120,4 +125,4 @@ def model_statistics(name: Optional[str], data: str | Path, *, backends: Sequenc
 
         raise ConfigError(f"backends must name keras and/or litert. Received: backends={list(backends)!r}")
     return save_statistics(folder, name=name, entries=entries, faces=len(next(iter(faces.values()))),
-                           command=command or f"emotion-batch model-stats {name} --data {data}")
+                           command=command or f"emotion-batch model-stats {name} --data {data}", labels=labels)
