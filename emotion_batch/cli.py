@@ -361,7 +361,7 @@ def train(data, arch, labels, optimizer, learning_rate, schedule, batch_size, ep
 @click.option("--calibrate", is_flag=True, help="Fit a temperature on PublicTest and build it into the bundled model.")
 @click.option("--labels", type=click.Choice(["original", "ferplus-majority"]), default="original", show_default=True,
               help="The labels the model answers in and is measured against: with ferplus-majority, --calibrate "
-                   "also fits a bias per class on PublicTest's FER+ votes (the file then follows the annotators' majority).")
+                   "also fits a bias per class on PublicTest's FER+ majority labels (the file then follows the annotators' majority).")
 def bundle(run_dir, data, name, models_dir, command, make_default, flip_tta, calibrate, labels) -> None:
     """Evaluate a finished run and put its best model, card and hash into the models folder."""
     setup_logging(1, False)

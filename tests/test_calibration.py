@@ -156,8 +156,8 @@ def test_bundle_with_ferplus_labels_builds_the_annotators_convention_in(tmp_path
     manifest = json.loads((models / "manifest.json").read_text())
     entry = manifest["models"]["tiny_plus"]
     network = with_flip_averaging(load_best(state["run_dir"]))
-    # temperature and bias are the ones PublicTest's FER+ vote shares give (rows without a majority left out)
-    valid = load_fer2013(data, split="valid", labels="ferplus-soft")
+    # temperature and bias are the ones PublicTest's FER+ majority labels give (rows without one left out)
+    valid = load_fer2013(data, split="valid", labels="ferplus-majority")
     expected_t, expected_bias = fit_temperature_and_bias(valid.soft, predict(network, valid.x))
     assert entry["temperature"] == pytest.approx(expected_t, abs=1e-4)
     np.testing.assert_allclose(entry["bias"], expected_bias, atol=1e-4)

@@ -154,8 +154,8 @@ on PublicTest to minimise their negative log-likelihood (it never changes the mo
         else:
             bias = ", ".join(f"{c} {b:+.3f}" for c, b in zip(EMOTIONS, calibration["bias"]))
             what = f"""Temperature and bias: the file divides the log-probabilities by **T = {calibration['temperature']:.4f}** and adds a
-log-odds bias per class ({bias}), both fitted on PublicTest to minimise the cross-entropy to the FER+
-annotators' vote shares. Unlike a temperature alone, the bias changes answers: it is what makes the file
+log-odds bias per class ({bias}), both fitted on PublicTest to minimise the negative log-likelihood of the
+FER+ annotators' majority labels. Unlike a temperature alone, the bias changes answers: it is what makes the file
 follow the annotators' majority ("before" is the network against the same labels)."""
         head = f"""{what}
 

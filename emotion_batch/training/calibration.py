@@ -7,8 +7,8 @@ under-confident: of the faces it calls "happy" with probability 0.8, not 80 % ar
 never PrivateTest) to minimise their negative log-likelihood, then renormalises. It never changes which class
 is most probable, so accuracy, the confusion matrix and every recall stay exactly as they were.
 
-``fit_temperature_and_bias`` also fits a log-odds bias per class against soft targets (the FER+ annotators'
-vote shares): the file then answers as the majority of ten annotators would, not as FER2013's original single
+``fit_temperature_and_bias`` also fits a log-odds bias per class (against the FER+ annotators' majority labels,
+or any soft targets): the file then answers as the majority of ten annotators would, not as FER2013's original single
 labels do, and that changes answers on purpose (README, "Which labels the model follows").
 """
 

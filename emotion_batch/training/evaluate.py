@@ -115,7 +115,7 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
     bundled file (``layers.with_temperature``): the file's probabilities are then calibrated everywhere it runs.
     ``labels`` is the convention the file answers in and is measured against: ``original`` (FER2013's labels)
     or ``ferplus-majority`` (the FER+ annotators' majority: with ``calibrate``, a temperature and a per-class
-    bias are fitted on PublicTest's FER+ vote shares, ``calibration.fit_temperature_and_bias``; the card,
+    bias are fitted on PublicTest's FER+ majority labels, ``calibration.fit_temperature_and_bias``; the card,
     the manifest and the corrected shares' statistics use the FER+ majority, and the card also shows the
     PrivateTest figures against the original labels).
 
@@ -143,8 +143,8 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
     if labels == "original":
         valid = load_fer2013(data, split="valid", size=size, channels=channels)
         test = original_test
-    else:  # the vote shares of PublicTest (their hard label is the majority) and PrivateTest's majority
-        valid = load_fer2013(data, split="valid", size=size, channels=channels, labels="ferplus-soft")
+    else:  # the faces with a clear FER+ majority, labelled with it
+        valid = load_fer2013(data, split="valid", size=size, channels=channels, labels="ferplus-majority")
         test = load_fer2013(data, split="test", size=size, channels=channels, labels="ferplus-majority")
     uncalibrated = bias = None
     if calibrate:
