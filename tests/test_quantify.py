@@ -239,4 +239,7 @@ def test_the_bundled_models_have_statistics_from_publictest():
             ids.append(f"{name}@{entry['litert']['sha256'][:12]}")
         for model_id in ids:
             assert model_id in found, model_id
-            assert found[model_id].counts.sum() == 3579  # FER2013 PublicTest, never PrivateTest (3574)
+            # FER2013 PublicTest, never PrivateTest (3574): all 3,579 faces against the original labels, the
+            # 3,168 with a clear FER+ majority for a model that answers as the FER+ annotators' majority does
+            expected = {"original": 3579, "ferplus-majority": 3168}[entry.get("labels", "original")]
+            assert found[model_id].counts.sum() == expected, model_id
