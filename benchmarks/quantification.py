@@ -47,7 +47,8 @@ AD_MIX = {"angry": 0.04, "disgust": 0.01, "fear": 0.03, "happy": 0.32, "neutral"
 
 
 def private_probabilities(model: str | None, backend: str) -> tuple[np.ndarray, np.ndarray, str]:
-    """PrivateTest labels and the job classifier's probabilities, cached by model id."""
+    """PrivateTest labels (those the model answers in: the original ones, or the FER+ majority) and the job
+    classifier's probabilities, cached by model id."""
     from emotion_batch.classifier import load_classifier, locate_model
 
     from emotion_batch.aggregate.correction import manifest_temperature
@@ -62,7 +63,9 @@ def private_probabilities(model: str | None, backend: str) -> tuple[np.ndarray, 
     from emotion_batch.training.data import load_fer2013
 
     classifier = load_classifier(model, backend=backend, batch_size=512)
-    faces = load_fer2013(FER, split="test", size=classifier.size, channels=classifier.channels)
+    # against the labels the model answers in (and its statistics were measured against)
+    labels = bundled_models()["models"].get(ref.model_id.partition("@")[0], {}).get("labels", "original")
+    faces = load_fer2013(FER, split="test", size=classifier.size, channels=classifier.channels, labels=labels)
     p = classifier.predict(faces.x)
     CACHE.mkdir(exist_ok=True)
     np.savez_compressed(cache, y=faces.y, p=p)
