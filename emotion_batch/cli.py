@@ -432,7 +432,9 @@ def export_model_command(model, model_sha256, out_dir, fmt, version) -> None:
 @click.option("--data", required=True, type=click.Path(exists=True),
               help="FER2013 folder or CSV, or a <split>/<emotion>/ folder tree.")
 @click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
-@click.option("--labels", type=click.Choice(["original", "ferplus-majority"]), default="original", show_default=True)
+@click.option("--labels", type=click.Choice(["auto", "original", "ferplus-majority"]), default="auto", show_default=True,
+              help="FER2013 data only: the labels to score against; auto: those the model answers in (its manifest "
+                   "entry's, the original ones for a model outside the manifest).")
 @click.option("--flip-tta", is_flag=True, help="Average with mirrored faces.")
 @click.option("--out", "out_dir", default="evaluation", show_default=True, type=click.Path(file_okay=False),
               help="Folder for evaluation.json/.html/.pdf.")
@@ -445,7 +447,7 @@ def evaluate(model, model_sha256, backend, data, split, labels, flip_tta, out_di
                               labels=labels, flip_tta=flip_tta)
     report = done.report
     recalls = ", ".join(f"{k} {v['recall']:.2f}" for k, v in report["per_class"].items())
-    click.echo(f"emotion-batch: {done.model_id} on {report['n']} faces: accuracy {report['accuracy']:.4f}, "
+    click.echo(f"emotion-batch: {done.model_id} on {report['n']} faces ({done.labels} labels): accuracy {report['accuracy']:.4f}, "
                f"macro-F1 {report['macro_f1']:.4f}, macro AUC {report['macro_auc']:.4f}; recall: {recalls}")
     click.echo(f"emotion-batch: report in {done.paths[2]}")
 

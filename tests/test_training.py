@@ -374,6 +374,32 @@ def test_evaluate_command_reports_the_metrics_it_computes(tmp_path, tiny_model_f
     assert "Reliability diagram" in (out / "evaluation.html").read_text()
 
 
+def test_evaluate_scores_a_model_against_the_labels_it_answers_in(tmp_path):
+    from click.testing import CliRunner
+
+    from emotion_batch.classifier import bundled_models
+    from emotion_batch.cli import cli
+    from emotion_batch.training.data import load_fer2013
+    from emotion_batch.training.evaluate import model_labels
+
+    manifest = bundled_models()
+    plus = next(n for n, e in manifest["models"].items() if e.get("labels") == "ferplus-majority")
+    original = next(n for n, e in manifest["models"].items() if "labels" not in e)
+    assert model_labels(f"{plus}@{manifest['models'][plus]['sha256'][:12]}") == "ferplus-majority"
+    assert model_labels(f"{original}@{manifest['models'][original]['sha256'][:12]}") == "original"
+    assert model_labels("private@0123456789ab") == "original"  # a file outside the manifest
+    data = fake_ferplus(fake_fer(tmp_path, n_per_split=28), n_per_split=28)
+    majority = load_fer2013(data, split="test", labels="ferplus-majority")
+    assert len(majority) < 28  # rows without a clear FER+ majority are left out
+    for labels, expected_n in (("auto", len(majority)), ("original", 28)):
+        out = tmp_path / labels
+        result = CliRunner().invoke(cli, ["evaluate", "--model", plus, "--data", str(data), "--labels", labels,
+                                          "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert json.loads((out / "evaluation.json").read_text())["n"] == expected_n
+        assert f"({'ferplus-majority' if labels == 'auto' else 'original'} labels)" in result.output
+
+
 def test_share_statistics_are_measured_on_publictest_through_the_job_classifier(tmp_path, tiny_classifier):
     from emotion_batch.aggregate.quantify import ConfusionStats
     from emotion_batch.training.data import load_fer2013

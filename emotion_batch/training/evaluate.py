@@ -55,22 +55,37 @@ class Evaluation(NamedTuple):
     model_id: str
     report: dict[str, Any]
     paths: list[Path]  # evaluation.json, .html and .pdf
+    labels: str  # what the report scored against
 
 
 def evaluate_to_folder(model: str | None, *, data: str | Path, out_dir: str | Path, sha256: str | None = None,
-                       backend: str = "auto", split: str = "test", labels: str = "original",
+                       backend: str = "auto", split: str = "test", labels: str = "auto",
                        flip_tta: bool = False) -> Evaluation:
     """Load a model as the batch job does (``classifier.load_classifier``), evaluate it on ``split`` of ``data``
-    (``load_labelled``) and write ``evaluation.json``, ``.html`` and ``.pdf`` into ``out_dir``."""
+    (``load_labelled``) and write ``evaluation.json``, ``.html`` and ``.pdf`` into ``out_dir``. ``labels``
+    ``auto`` scores against the labels the model answers in (``model_labels``)."""
     from ..classifier import load_classifier
     from .report import write_evaluation_report
 
     classifier = load_classifier(model, sha256=sha256, backend=backend, batch_size=512)
+    if labels == "auto":
+        labels = model_labels(classifier.model_id)
     faces = load_labelled(data, split=split, size=classifier.size, channels=classifier.channels, labels=labels)
+    if not faces.source.startswith("FER2013"):  # a folder tree: its folders are the labels
+        labels = "the folders'"
     report = evaluate(classifier, faces, flip_tta=flip_tta)
     paths = write_evaluation_report(report, out_dir, model_id=classifier.model_id,
                                     data=f"{faces.source}, split {split}")
-    return Evaluation(classifier.model_id, report, paths)
+    return Evaluation(classifier.model_id, report, paths, labels)
+
+
+def model_labels(model_id: str) -> str:
+    """The labels a model answers in: its manifest entry's ``labels`` (``ferplus-majority`` for a file bundled
+    with ``--labels ferplus-majority``), else ``original`` (also for a file the manifest does not hold)."""
+    from ..classifier import bundled_models, manifest_entry
+
+    found = manifest_entry(model_id, bundled_models())
+    return str(found[0].get("labels", "original")) if found else "original"
 
 
 def jsonable(report: dict[str, Any]) -> dict[str, Any]:
