@@ -202,6 +202,7 @@ def test_bundled_model_card_carries_the_manifest_metrics(blazeface):
         card = c.get("/v1/model").json()
     entry = bundled_models()["models"][bundled_models()["default"]]
     assert card["bundled"] is True and card["test_accuracy"] == entry["test_accuracy"]
+    assert card["test_labels"] == entry.get("labels", "original")  # what those figures were measured against
     assert card["card"] and len(card["card"]) > 20
 
 

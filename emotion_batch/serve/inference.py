@@ -130,6 +130,7 @@ def model_card(classifier, detector_name: str) -> dict:
         "bundled": False,
         "test_accuracy": None,
         "test_macro_f1": None,
+        "test_labels": None,
         "per_class": None,
         "card": None,
         "note": "Scores describe apparent facial expressions, not what anyone feels.",
@@ -141,7 +142,8 @@ def model_card(classifier, detector_name: str) -> dict:
     if found is not None:
         entry, measured = found
         card.update(bundled=True, test_accuracy=measured.get("test_accuracy"),
-                    test_macro_f1=measured.get("test_macro_f1"), per_class=measured.get("per_class"))
+                    test_macro_f1=measured.get("test_macro_f1"), per_class=measured.get("per_class"),
+                    test_labels=str(entry.get("labels", "original")))
         if entry.get("card"):
             path = asset_dir("models") / entry["card"]
             card["card"] = path.read_text(encoding="utf-8") if path.is_file() else None

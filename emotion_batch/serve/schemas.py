@@ -93,6 +93,8 @@ class ModelCard(BaseModel):
     bundled: bool
     test_accuracy: Optional[float] = None
     test_macro_f1: Optional[float] = None
+    test_labels: Optional[str] = Field(default=None, description="What the test figures were measured against: "
+                                       "original (FER2013's labels) or ferplus-majority (the FER+ annotators' majority).")
     per_class: Optional[dict] = None
     card: Optional[str] = Field(default=None, description="The model card (Markdown), for a bundled model.")
     note: str
