@@ -4,6 +4,7 @@ It imports nothing from emotion_batch (that virtualenv need not have it) and pri
 
     /work/fer-venv/bin/python benchmarks/fer_worker.py photos DIR      # FER(mtcnn=False).detect_emotions per photo
     /work/fer-venv/bin/python benchmarks/fer_worker.py crops FILE.npy  # its classifier on 48x48 face crops
+    /work/fer-venv/bin/python benchmarks/fer_worker.py labelled DIR    # its answer for each DIR/<label>/ photo
 """
 
 from __future__ import annotations
@@ -64,14 +65,37 @@ def crops(npy: Path) -> dict:
             "model_seconds": model_seconds}
 
 
+def labelled(folder: Path) -> dict:
+    """fer's top expression for every photo of ``folder/<label>/``: end to end (its Haar detector, the largest
+    face; None when it finds none) and with the whole photo given as the face's box."""
+    import cv2
+    from fer.fer import FER
+
+    detector = FER(mtcnn=False)
+    rows = []
+    for path in sorted(p for p in folder.glob("*/*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")):
+        image = cv2.imread(str(path))
+        found = detector.detect_emotions(image)
+        largest = max(found, key=lambda f: f["box"][2] * f["box"][3]) if found else None
+        whole = detector.detect_emotions(image, face_rectangles=[(0, 0, image.shape[1], image.shape[0])])
+        rows.append({"file": path.name, "label": path.parent.name,
+                     "found": None if largest is None else max(largest["emotions"], key=largest["emotions"].get),
+                     "whole": max(whole[0]["emotions"], key=whole[0]["emotions"].get) if whole else None})
+    import fer
+
+    return {"fer": fer.__version__, "photos": rows}
+
+
 def main() -> None:
     mode, target = sys.argv[1], Path(sys.argv[2])
     if mode == "photos":
         result = photos(target)
     elif mode == "crops":
         result = crops(target)
+    elif mode == "labelled":
+        result = labelled(target)
     else:
-        raise SystemExit(f"mode must be photos or crops. Received: mode={mode!r}")
+        raise SystemExit(f"mode must be photos, crops or labelled. Received: mode={mode!r}")
     print(json.dumps(result))
 
 

@@ -13,6 +13,9 @@ side), ``contract`` (the fitted contract, eyes not levelled), ``contract+level``
     python benchmarks/real_photos.py --detectors blazeface-short --variants contract+level
     python benchmarks/real_photos.py --detectors blazeface-dual --variants contract+level --scales 0.9,1,1.1,1.2
                                      # the contract's frame side times each factor, centre unchanged
+    python benchmarks/real_photos.py --detectors blazeface-dual --variants contract+level --fer-python /work/fer-venv/bin/python
+                                     # and the `fer` package on the same photos (its Haar detector end to end,
+                                     # and the whole photo as its face), run with a Python that has `fer`
     python benchmarks/real_photos.py --detectors blazeface-dual --jitter [--blur 0.5] [--model FILE]
                                      # 45 frames jittered in size and place: the spread of single frames
                                      # (how far apart two rows must be to mean something) and their average
@@ -143,6 +146,8 @@ def main() -> None:
     parser.add_argument("--scales", default="1", help="factors on the contract's frame side, e.g. 0.9,1,1.1")
     parser.add_argument("--blur", type=float, default=0.0,
                         help="Gaussian blur (sigma, pixels) of every model input after the crop (0: none)")
+    parser.add_argument("--fer-python", default=None,
+                        help="a Python with the `fer` package: its answers on the same photos are printed too")
     parser.add_argument("--jitter", action="store_true",
                         help="contract+level frames jittered by x0.9-1.1 in size and +-0.04 box sides in place")
     args = parser.parse_args()
@@ -185,6 +190,29 @@ def main() -> None:
                   + f"   ({ms:.0f} ms/photo detection)")
         if args.jitter and name != "none":
             jitter(classifier, decoded, found_faces, name)
+    if args.fer_python:
+        fer_rows(args.fer_python, args.data, items)
+
+
+def fer_rows(python: str, data: Path, items: list[tuple[Path, int]]) -> None:
+    """The `fer` package's rows (``fer_worker.py labelled``, in its own virtualenv): end to end with its Haar
+    detector (the largest face; a photo without one counts as wrong) and with the whole photo as the face."""
+    import json
+    import subprocess
+
+    out = subprocess.run([python, str(HERE / "fer_worker.py"), "labelled", str(data)], capture_output=True,
+                         text=True, check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    answers = {(r["label"], r["file"]): r for r in result["photos"]}
+    labels = np.array([label for _, label in items])
+    for key, shown in (("found", "fer, Haar (its own)"), ("whole", "fer, whole photo")):
+        predicted = np.array([EMOTIONS.index(answers[(EMOTIONS[label], path.name)][key])
+                              if answers[(EMOTIONS[label], path.name)][key] else -1 for path, label in items])
+        correct = predicted == labels
+        found = predicted >= 0
+        recall = [correct[labels == c].mean() if (labels == c).any() else float("nan") for c in range(len(EMOTIONS))]
+        print(f"{'fer ' + result['fer']:<16}{shown:<22}{found.mean():>7.1%}{correct.mean():>10.3f}"
+              f"{(correct[found].mean() if found.any() else 0):>10.3f}  " + " ".join(f"{r:>6.2f}" for r in recall))
 
 
 if __name__ == "__main__":
