@@ -222,6 +222,130 @@ def make_dataset(faces: FaceSet, *, batch_size: int, training: bool, augment: bo
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def augment_numpy(x: np.ndarray, rng: np.random.Generator, geometric_share: float = 1.0) -> np.ndarray:
+    """``make_augmenter``'s augmentations in NumPy and SciPy, for Keras backends without TensorFlow (JAX,
+    PyTorch): mirror half the faces; for ``geometric_share`` of them a random rotation (up to 0.04 of a turn),
+    shift (up to 8 % per axis) and zoom (up to 10 %), resampled bilinearly with reflected edges; contrast
+    0.7-1.3 and brightness -25..25 around each face's mean; and for half of them one rectangle of 2-20 % of
+    the area (aspect 0.3-3.3) filled with noise.
+
+    Args:
+        x: a batch ``(n, height, width, channels)`` of pixel values in 0..255 (any dtype).
+        rng: the random generator (one per batch: the same seed gives the same batch).
+        geometric_share: share of the faces that get the rotation, shift and zoom.
+
+    Returns:
+        The augmented batch, float32 in 0..255, same shape.
+    """
+    x = np.asarray(x, dtype=np.float32).copy()
+    n, height, width, channels = x.shape
+    flip = rng.random(n) < 0.5
+    x[flip] = x[flip, :, ::-1]
+    moved = np.flatnonzero(rng.random(n) < geometric_share) if geometric_share > 0.0 else np.zeros(0, int)
+    if moved.size:
+        m = moved.size
+        angle = rng.uniform(-0.04, 0.04, m) * 2.0 * np.pi
+        zoom = 1.0 + rng.uniform(-0.1, 0.1, m)  # > 1 shows more of the image (the face gets smaller)
+        shift_r, shift_c = rng.uniform(-0.08, 0.08, m) * height, rng.uniform(-0.08, 0.08, m) * width
+        rr, cc = np.meshgrid(np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32), indexing="ij")
+        cr, ccen = (height - 1) / 2.0, (width - 1) / 2.0
+        dr, dc = rr[None] - cr, cc[None] - ccen
+        cos = (np.cos(angle) * zoom).astype(np.float32)[:, None, None]
+        sin = (np.sin(angle) * zoom).astype(np.float32)[:, None, None]
+        src_r = cos * dr - sin * dc + cr - shift_r[:, None, None]
+        src_c = sin * dr + cos * dc + ccen - shift_c[:, None, None]
+        x[moved] = _bilinear_mirror(x[moved], src_r, src_c)
+    contrast = rng.uniform(0.7, 1.3, (n, 1, 1, 1)).astype(np.float32)
+    brightness = rng.uniform(-25.0, 25.0, (n, 1, 1, 1)).astype(np.float32)
+    mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    x = (x - mean) * contrast + mean + brightness
+    area = rng.uniform(0.02, 0.2, n)
+    aspect = np.exp(rng.uniform(np.log(0.3), np.log(3.3), n))
+    eh = np.clip(np.sqrt(area * aspect) * height, 1.0, height)
+    ew = np.clip(np.sqrt(area / aspect) * width, 1.0, width)
+    top, left = rng.random(n) * (height - eh), rng.random(n) * (width - ew)
+    rows, cols = np.arange(height)[None, :, None], np.arange(width)[None, None, :]
+    inside = ((rows >= top[:, None, None]) & (rows < (top + eh)[:, None, None])
+              & (cols >= left[:, None, None]) & (cols < (left + ew)[:, None, None])
+              & (rng.random((n, 1, 1)) < 0.5))
+    erased = np.flatnonzero(inside.any(axis=(1, 2)))
+    if erased.size:
+        noise = rng.uniform(0.0, 255.0, (erased.size, height, width, channels)).astype(np.float32)
+        x[erased] = np.where(inside[erased, :, :, None], noise, x[erased])
+    return np.clip(x, 0.0, 255.0, out=x)
+
+
+def _mirror_index(i: np.ndarray, n: int) -> np.ndarray:
+    """Integer pixel indices folded into ``0..n-1`` by reflection about the edge pixels (``d c b | a b c d |
+    c b a``, SciPy's ``mirror`` mode)."""
+    if n == 1:
+        return np.zeros_like(i)
+    period = 2 * (n - 1)
+    k = np.abs(i) % period
+    return np.where(k > n - 1, period - k, k)
+
+
+def _bilinear_mirror(images: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Sample ``images`` ``(m, height, width, channels)`` at the real positions ``rows``/``cols``
+    ``(m, height, width)`` bilinearly, reflecting positions outside the image (``mirror``)."""
+    m, height, width, _ = images.shape
+    r0, c0 = np.floor(rows), np.floor(cols)
+    fr, fc = (rows - r0)[..., None], (cols - c0)[..., None]
+    r0, c0 = r0.astype(np.int64), c0.astype(np.int64)
+    ra, rb = _mirror_index(r0, height), _mirror_index(r0 + 1, height)
+    ca, cb = _mirror_index(c0, width), _mirror_index(c0 + 1, width)
+    flat = images.reshape(m * height * width, -1)
+    base = (np.arange(m) * (height * width))[:, None, None]
+    ra, rb = base + ra * width, base + rb * width
+
+    def at(r, c):
+        return np.take(flat, (r + c).ravel(), axis=0).reshape(m, height, width, -1)
+
+    top = at(ra, ca) * (1.0 - fc) + at(ra, cb) * fc
+    bottom = at(rb, ca) * (1.0 - fc) + at(rb, cb) * fc
+    return (top * (1.0 - fr) + bottom * fr).astype(np.float32)
+
+
+def make_array_batches(faces: FaceSet, *, batch_size: int, training: bool, augment: bool, weights: np.ndarray | None,
+                       index: np.ndarray | None = None, seed: int = 0, geometric_share: float = 1.0, workers: int = 4):
+    """``make_dataset`` for any Keras backend: a ``keras.utils.PyDataset`` of ``(pixels, soft labels, sample
+    weights)`` batches, shuffled every epoch when ``training``, augmented by ``augment_numpy`` in ``workers``
+    threads (each batch from its own generator seeded by the seed, the epoch and the batch number)."""
+    import keras
+
+    idx = np.arange(len(faces)) if index is None else np.asarray(index)
+    w = np.ones(len(idx), dtype=np.float32) if weights is None else weights[faces.y[idx]].astype(np.float32)
+
+    class ArrayBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__(workers=workers if training and augment else 1, use_multiprocessing=False)
+            self.epoch = 0
+            self.order = self._order()
+
+        def _order(self) -> np.ndarray:
+            if not training:
+                return np.arange(len(idx))
+            return np.random.default_rng([seed, self.epoch]).permutation(len(idx))
+
+        def __len__(self) -> int:
+            return int(np.ceil(len(idx) / batch_size))
+
+        def __getitem__(self, i: int):
+            pick = self.order[i * batch_size : (i + 1) * batch_size]
+            x = faces.x[idx[pick]]
+            if training and augment:
+                x = augment_numpy(x, np.random.default_rng([seed, self.epoch, i]), geometric_share)
+            else:
+                x = x.astype(np.float32)
+            return x, faces.soft[idx[pick]], w[pick]
+
+        def on_epoch_end(self) -> None:
+            self.epoch += 1
+            self.order = self._order()
+
+    return ArrayBatches()
+
+
 def _teacher_file(source: str) -> Path:
     """The file holding a teacher's weights: a run folder's ``best.weights.h5``, a ``.keras`` file, or a bundled
     model's Keras file (by name)."""
@@ -467,7 +591,6 @@ def train(config: TrainConfig, *, runs_dir: str | Path, verbose: int = 2) -> dic
     returned as it is.
     """
     import keras
-    import tensorflow as tf
 
     config.validate()
     spec = load_spec(config.model)
@@ -504,9 +627,12 @@ def train(config: TrainConfig, *, runs_dir: str | Path, verbose: int = 2) -> dic
         target = balance_target(config.balance)
         index = balanced_index(train_set.y, target, rng) if target else None
         weights = class_weights(train_set.y) if config.balance == "weights" else None
-        train_ds = make_dataset(train_set, batch_size=config.batch_size, training=True, augment=config.augment,
-                                weights=weights, index=index, seed=config.seed, geometric_share=config.geometric_share)
-        valid_ds = make_dataset(valid_set, batch_size=512, training=False, augment=False, weights=None)
+        # tf.data under TensorFlow; a NumPy PyDataset under the other backends (a GPU machine with JAX or
+        # PyTorch and no TensorFlow trains the same specs into the same run folders)
+        batches = make_dataset if keras.backend.backend() == "tensorflow" else make_array_batches
+        train_ds = batches(train_set, batch_size=config.batch_size, training=True, augment=config.augment,
+                           weights=weights, index=index, seed=config.seed, geometric_share=config.geometric_share)
+        valid_ds = batches(valid_set, batch_size=512, training=False, augment=False, weights=None)
         n_train = len(index) if index is not None else len(train_set)
         steps = int(np.ceil(n_train / config.batch_size))
 
@@ -538,7 +664,6 @@ def train(config: TrainConfig, *, runs_dir: str | Path, verbose: int = 2) -> dic
     state["train_size"] = n_train
     state["train_classes"] = train_set.class_counts()
     _atomic_json(state_path, state)
-    del tf
     return {**state, "run_dir": str(run_dir)}
 
 
