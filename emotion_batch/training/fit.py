@@ -570,6 +570,8 @@ def _recorder_class():
             statistics = [v for v in self.model.non_trainable_variables if "moving" in v.path]
             current = [v.numpy() for v in variables + statistics]
             self.model.optimizer.finalize_variable_values(variables)  # the averages into the model
+            for v in variables:  # copies: under JAX, evaluate() donates the model's buffers, which would
+                v.assign(v.numpy())  # otherwise be the optimizer's averages themselves (deleted on a GPU)
             try:
                 if self.bn_faces is not None:
                     recalibrate_batch_norm(self.model, self.bn_faces)
