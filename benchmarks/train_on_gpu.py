@@ -137,7 +137,10 @@ def worker(args: argparse.Namespace) -> None:
     started = time.time()
     train(probe, runs_dir=args.probe_runs, verbose=0)
     history = json.loads((Path(args.probe_runs) / probe.name / "history.json").read_text())
-    epoch = max(history[-1]["seconds"], 0.5)
+    # an epoch's seconds include its validation and the weight average's; the checkpoint saves after it and
+    # the other runs' start-ups slowing this one down are not in them: 15 % on top (on the first lease, taking
+    # the seconds without the weight average's validation, half of the epoch, stopped most runs before the end)
+    epoch = max(history[-1]["seconds"], 0.5) * 1.15
     setup = max(time.time() - started - sum(h["seconds"] for h in history), 0.0)  # loading, compiling
     left = deadline - time.time() - setup - 5.0
     epochs = int(min(max(left // epoch, 2), args.max_epochs))
@@ -158,7 +161,7 @@ def _phase(name: str, runs: list[dict], *, args: argparse.Namespace, deadline: f
                "--max-epochs", str(args.max_epochs)]
         procs.append((options["name"], subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env), logf))
     while any(p.poll() is None for _, p, _ in procs) and time.time() < deadline + 10:
-        time.sleep(5)
+        time.sleep(20)
         for run, _, _ in procs:
             h = Path(args.work) / "runs" / run / "history.json"
             if h.is_file():

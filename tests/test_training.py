@@ -459,19 +459,24 @@ def _unresampled(before: np.ndarray, after: np.ndarray) -> float:
     return best
 
 
+@pytest.mark.parametrize("pipeline", ["tf.data", "numpy"])
 @pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
-def test_geometric_share_leaves_the_rest_of_the_faces_unresampled(share):
+def test_geometric_share_leaves_the_rest_of_the_faces_unresampled(share, pipeline):
     """``--geometric-share``: only that share of the training faces is rotated, shifted or zoomed (each
-    resampled, so blurred); the rest keep their own pixels, as the test crops do."""
-    import tensorflow as tf
-
-    from emotion_batch.training.fit import make_augmenter
+    resampled, so blurred); the rest keep their own pixels, as the test crops do. The same for the tf.data
+    augmenter and the NumPy one that the other Keras backends use."""
+    from emotion_batch.training.fit import augment_numpy, make_augmenter
 
     rng = np.random.default_rng(0)
     faces = rng.uniform(100, 150, (64, 48, 48, 1)).astype(np.float32)  # noise: no resampling leaves it affine
-    augment = make_augmenter(7, share)
-    out, _, _ = augment(tf.constant(faces), tf.zeros((64, 7)), tf.ones(64))
-    kept = np.array([_unresampled(f[..., 0], o[..., 0]) >= 0.75 for f, o in zip(faces, out.numpy())])
+    if pipeline == "tf.data":
+        import tensorflow as tf
+
+        out, _, _ = make_augmenter(7, share)(tf.constant(faces), tf.zeros((64, 7)), tf.ones(64))
+        out = out.numpy()
+    else:
+        out = augment_numpy(faces, np.random.default_rng(7), share)
+    kept = np.array([_unresampled(f[..., 0], o[..., 0]) >= 0.75 for f, o in zip(faces, out)])
     expected = {0.0: 64, 1.0: 0}.get(share)
     if expected is not None:
         assert kept.sum() == expected
@@ -479,3 +484,80 @@ def test_geometric_share_leaves_the_rest_of_the_faces_unresampled(share):
         assert 16 <= kept.sum() <= 48  # about half
     with pytest.raises(ConfigError):
         TrainConfig(data="x", geometric_share=1.5).validate()
+
+
+def test_numpy_resampling_matches_scipy_with_mirrored_edges():
+    """The NumPy augmenter's bilinear sampling is SciPy's ``map_coordinates(order=1, mode="mirror")``, also
+    for positions far outside the face."""
+    from scipy import ndimage
+
+    from emotion_batch.training.fit import _bilinear_mirror
+
+    rng = np.random.default_rng(3)
+    faces = rng.uniform(0, 255, (5, 12, 9, 2)).astype(np.float32)
+    rows = rng.uniform(-15, 27, (5, 12, 9)).astype(np.float32)
+    cols = rng.uniform(-15, 24, (5, 12, 9)).astype(np.float32)
+    got = _bilinear_mirror(faces, rows, cols)
+    sample = np.broadcast_to(np.arange(5, dtype=np.float32)[:, None, None], rows.shape)
+    for ch in range(2):
+        want = ndimage.map_coordinates(faces[..., ch], [sample, rows, cols], order=1, mode="mirror")
+        np.testing.assert_allclose(got[..., ch], want, atol=1e-3)
+
+
+def test_numpy_augmenter_mirrors_recolours_and_erases_like_the_tf_one():
+    """Without resampling (share 0) each augmented face is its own pixels or their mirror image, recoloured
+    (contrast 0.7-1.3), with at most a fifth of the area replaced by noise in about half the faces; the same
+    generator seed gives the same batch."""
+    from emotion_batch.training.fit import augment_numpy
+
+    rng = np.random.default_rng(1)
+    faces = rng.uniform(60, 190, (200, 20, 20, 1)).astype(np.uint8)
+    out = augment_numpy(faces, np.random.default_rng(5), 0.0)
+    assert out.dtype == np.float32 and out.shape == faces.shape and out.min() >= 0 and out.max() <= 255
+    np.testing.assert_array_equal(out, augment_numpy(faces, np.random.default_rng(5), 0.0))
+    assert not np.array_equal(out, augment_numpy(faces, np.random.default_rng(6), 0.0))
+    mirrored, erased = 0, 0
+    for face, got in zip(faces.astype(np.float64), out.astype(np.float64)):
+        fits = []
+        for source in (face.ravel(), face[:, ::-1].ravel()):
+            inliers = np.ones(source.size, bool)
+            for _ in range(4):  # refit on the pixels the line fits best: the erased ones are outliers
+                a, b = np.polyfit(source[inliers], got.ravel()[inliers], 1)
+                residual = np.abs(a * source + b - got.ravel())
+                inliers = residual <= np.percentile(residual, 60)
+            fits.append((float(np.mean(residual < 0.5)), a))
+        (plain, a_plain), (flip, a_flip) = fits
+        share, slope = max(fits)
+        assert share >= 0.78, "an unresampled face is an affine function of itself or its mirror image"
+        assert 0.65 <= slope <= 1.35
+        mirrored += flip > plain
+        erased += share < 0.999
+    assert 60 <= mirrored <= 140 and 60 <= erased <= 140  # about half each
+
+
+def test_training_on_the_numpy_batches_writes_the_same_run(tmp_path, monkeypatch):
+    """The input pipeline of the other Keras backends (a ``PyDataset``), run here under TensorFlow: every
+    face once per epoch in a new order, and a training run on it writes its history, the weight average's
+    validation and the checkpoints, as the tf.data pipeline does."""
+    from emotion_batch.training import fit
+
+    data = fake_fer(tmp_path)
+    faces = fit.load_fer2013(data, split="train")
+    batches = fit.make_array_batches(faces, batch_size=16, training=True, augment=True, weights=None, seed=3)
+    first = np.concatenate([batches[i][1].argmax(axis=1) for i in range(len(batches))])
+    batches.on_epoch_end()
+    second = np.concatenate([batches[i][1].argmax(axis=1) for i in range(len(batches))])
+    assert len(batches) == 4 and sorted(first) == sorted(faces.y) == sorted(second)
+    assert not np.array_equal(batches.order, np.arange(len(faces)))
+    x, y, w = batches[0]
+    assert x.dtype == np.float32 and x.shape == (16, 48, 48, 1) and y.shape == (16, 7) and np.all(w == 1)
+    np.testing.assert_array_equal(batches[0][0], x)  # a batch is the same whichever thread asks for it
+    valid = fit.make_array_batches(faces, batch_size=50, training=False, augment=False, weights=None)
+    np.testing.assert_array_equal(np.concatenate([valid[i][0] for i in range(len(valid))]), faces.x.astype(np.float32))
+
+    monkeypatch.setattr(fit, "make_dataset", fit.make_array_batches)
+    state = train(TrainConfig(data=str(data), model="tiny_test", epochs=2, batch_size=32, ema=0.9, name="np"),
+                  runs_dir=tmp_path / "runs", verbose=0)
+    history = json.loads((tmp_path / "runs" / "np" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2] and all("ema_val_accuracy" in h for h in history)
+    assert state["done"] and (tmp_path / "runs" / "np" / "best.weights.h5").is_file()

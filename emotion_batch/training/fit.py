@@ -537,10 +537,10 @@ def _recorder_class():
             logs = dict(logs or {})
             opt = self.model.optimizer
             lr = opt.learning_rate
-            record = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
-                      "lr": float(np.asarray(lr)), "seconds": round(time.monotonic() - self._t0, 2)}
+            record = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}, "lr": float(np.asarray(lr))}
             if self.ema_valid is not None:
                 record["ema_val_accuracy"] = self._ema_accuracy(epoch + 1)
+            record["seconds"] = round(time.monotonic() - self._t0, 2)  # the weight average's validation included
             val = record.get("ema_val_accuracy", logs.get("val_accuracy", float("nan")))
             self.history = [h for h in self.history if h["epoch"] < epoch + 1] + [record]
             _atomic_json(self.history_path, self.history)
