@@ -444,19 +444,25 @@ def test_model_stats_command_is_there_and_needs_the_data_folder(tmp_path):
     assert missing.exit_code == 2 and "does not exist" in missing.output
 
 
+def _affine_fits(before: np.ndarray, after: np.ndarray) -> list[tuple[float, float]]:
+    """For the face ``before`` and then its mirror image: the share of ``after``'s pixels that a straight
+    line (refitted on the best-fitting pixels: erased ones are outliers) maps from it, and that line's slope."""
+    fits = []
+    for source in (before.ravel(), before[:, ::-1].ravel()):
+        inliers = np.ones(source.size, bool)
+        for _ in range(3):
+            a, b = np.polyfit(source[inliers], after.ravel()[inliers], 1)
+            residual = np.abs(a * source + b - after.ravel())
+            inliers = residual <= np.percentile(residual, 60)
+        fits.append((float(np.mean(residual < 0.5)), float(a)))
+    return fits
+
+
 def _unresampled(before: np.ndarray, after: np.ndarray) -> float:
     """The share of an augmented face's pixels that are an affine function of the same (or the mirrored)
     pixels of the face before: contrast, brightness and flips keep that, a rotation, shift or zoom does not
     (it resamples); random erasing replaces at most a fifth of the face."""
-    best = 0.0
-    for source in (before.ravel(), before[:, ::-1].ravel()):
-        inliers = np.ones(source.size, bool)
-        for _ in range(3):  # refit on the pixels the line fits best: the erased ones are outliers
-            a, b = np.polyfit(source[inliers], after.ravel()[inliers], 1)
-            residual = np.abs(a * source + b - after.ravel())
-            inliers = residual <= np.percentile(residual, 60)
-        best = max(best, float(np.mean(residual < 0.5)))
-    return best
+    return max(share for share, _ in _affine_fits(before, after))
 
 
 @pytest.mark.parametrize("pipeline", ["tf.data", "numpy"])
@@ -518,15 +524,8 @@ def test_numpy_augmenter_mirrors_recolours_and_erases_like_the_tf_one():
     assert not np.array_equal(out, augment_numpy(faces, np.random.default_rng(6), 0.0))
     mirrored, erased = 0, 0
     for face, got in zip(faces.astype(np.float64), out.astype(np.float64)):
-        fits = []
-        for source in (face.ravel(), face[:, ::-1].ravel()):
-            inliers = np.ones(source.size, bool)
-            for _ in range(4):  # refit on the pixels the line fits best: the erased ones are outliers
-                a, b = np.polyfit(source[inliers], got.ravel()[inliers], 1)
-                residual = np.abs(a * source + b - got.ravel())
-                inliers = residual <= np.percentile(residual, 60)
-            fits.append((float(np.mean(residual < 0.5)), a))
-        (plain, a_plain), (flip, a_flip) = fits
+        fits = _affine_fits(face[..., 0], got[..., 0])
+        (plain, _), (flip, _) = fits
         share, slope = max(fits)
         assert share >= 0.78, "an unresampled face is an affine function of itself or its mirror image"
         assert 0.65 <= slope <= 1.35
