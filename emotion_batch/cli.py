@@ -362,14 +362,18 @@ def train(data, arch, labels, optimizer, learning_rate, schedule, batch_size, ep
 @click.option("--labels", type=click.Choice(["original", "ferplus-majority"]), default="original", show_default=True,
               help="The labels the model answers in and is measured against: with ferplus-majority, --calibrate "
                    "also fits a bias per class on PublicTest's FER+ majority labels (the file then follows the annotators' majority).")
-def bundle(run_dir, data, name, models_dir, command, make_default, flip_tta, calibrate, labels) -> None:
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True,
+              help="The weights to bundle: the run's best validation epoch, or its last epoch (the weights' "
+                   "moving average where the run kept one), for a choice made on another figure.")
+def bundle(run_dir, data, name, models_dir, command, make_default, flip_tta, calibrate, labels, checkpoint) -> None:
     """Evaluate a finished run and put its best model, card and hash into the models folder."""
     setup_logging(1, False)
     _quiet_tensorflow()
     from .training.evaluate import bundle_run
 
     metrics = bundle_run(run_dir, data=data, models_dir=models_dir, name=name, command=command,
-                         make_default=make_default, flip_tta=flip_tta, calibrate=calibrate, labels=labels)
+                         make_default=make_default, flip_tta=flip_tta, calibrate=calibrate, labels=labels,
+                         checkpoint=checkpoint)
     click.echo(f"emotion-batch: bundled {name}: PrivateTest accuracy {metrics['accuracy']:.4f} ({labels} labels), "
                f"macro-F1 {metrics['macro_f1']:.4f}, ECE {metrics['calibration']['ece']:.4f}")
 

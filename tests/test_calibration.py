@@ -10,6 +10,7 @@ import pytest
 
 from emotion_batch.training.calibration import apply_temperature, fit_temperature, fit_temperature_and_bias
 from emotion_batch.training.metrics import classification_report, reliability_bins
+from emotion_batch.exceptions import ConfigError
 
 from .conftest import fake_fer, fake_ferplus
 
@@ -180,3 +181,27 @@ def test_bundle_with_ferplus_labels_builds_the_annotators_convention_in(tmp_path
     assert shares["files"][0]["counts"] == np.bincount(valid.y, minlength=7).tolist()
     (reliability,) = model_reliability([f"tiny_plus@{entry['sha256'][:12]}"], manifest)
     assert reliability.labels == "ferplus-majority" and "FER+ annotators' majority" in reliability.measured_against
+
+
+@pytest.mark.slow
+def test_bundle_takes_the_last_epoch_when_asked_and_says_so(tmp_path):
+    """``bundle --checkpoint last``: the bundled file is the last epoch's (averaged) network, and the card says
+    it is not the run's best validation epoch."""
+    from emotion_batch.classifier import load_classifier
+    from emotion_batch.training.data import load_fer2013
+    from emotion_batch.training.evaluate import bundle_run, predict
+    from emotion_batch.training.fit import TrainConfig, load_last, train
+
+    data = fake_fer(tmp_path, n_per_split=28)
+    state = train(TrainConfig(data=str(data), model="tiny_test", epochs=2, batch_size=32, augment=False, ema=0.5),
+                  runs_dir=tmp_path / "runs", verbose=0)
+    models = tmp_path / "models"
+    bundle_run(state["run_dir"], data=data, models_dir=models, name="tiny_last", command="cmd", checkpoint="last")
+    entry = json.loads((models / "manifest.json").read_text())["models"]["tiny_last"]
+    test = load_fer2013(data, split="test")
+    bundled = load_classifier(str(models / entry["file"]), backend="keras")
+    np.testing.assert_allclose(bundled.predict(test.x), predict(load_last(state["run_dir"]), test.x), atol=1e-5)
+    card = (models / "tiny_last.md").read_text()
+    assert "the last epoch's weights (their moving average), not the run's best validation epoch" in card
+    with pytest.raises(ConfigError, match="checkpoint must be"):
+        bundle_run(state["run_dir"], data=data, models_dir=models, name="x", command="cmd", checkpoint="first")

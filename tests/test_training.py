@@ -560,3 +560,32 @@ def test_training_on_the_numpy_batches_writes_the_same_run(tmp_path, monkeypatch
     history = json.loads((tmp_path / "runs" / "np" / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2] and all("ema_val_accuracy" in h for h in history)
     assert state["done"] and (tmp_path / "runs" / "np" / "best.weights.h5").is_file()
+
+
+def test_the_last_epoch_is_loaded_as_its_weight_average(tmp_path):
+    """``load_last`` (``bundle --checkpoint last``): the last epoch's weights, averaged where the run kept a
+    moving average, on a fresh model without optimizer state; the raw weights where it kept none."""
+    import keras
+
+    from emotion_batch.training.fit import load_best, load_last
+
+    data = fake_fer(tmp_path)
+    base = dict(data=str(data), model="tiny_test", epochs=2, batch_size=32, augment=False, schedule="constant")
+    averaged = train(TrainConfig(**base, ema=0.5, name="ema"), runs_dir=tmp_path / "runs", verbose=0)
+    plain = train(TrainConfig(**base, name="plain"), runs_dir=tmp_path / "runs", verbose=0)
+    x = np.random.default_rng(0).uniform(0, 255, (6, 48, 48, 1)).astype(np.float32)
+
+    trained = keras.models.load_model(tmp_path / "runs" / "ema" / "last.keras")
+    raw = trained.predict(x, verbose=0)
+    trained.optimizer.finalize_variable_values(trained.trainable_variables)
+    model = load_last(averaged["run_dir"])
+    assert getattr(model, "optimizer", None) is None
+    np.testing.assert_allclose(model.predict(x, verbose=0), trained.predict(x, verbose=0), atol=1e-6)
+    assert not np.allclose(model.predict(x, verbose=0), raw, atol=1e-4)  # the average, not the raw weights
+
+    last_plain = keras.models.load_model(tmp_path / "runs" / "plain" / "last.keras")
+    np.testing.assert_allclose(load_last(plain["run_dir"]).predict(x, verbose=0), last_plain.predict(x, verbose=0), atol=1e-6)
+    assert load_best(plain["run_dir"]) is not None
+    (tmp_path / "runs" / "plain" / "last.keras").unlink()
+    with pytest.raises(ConfigError, match="no last.keras"):
+        load_last(plain["run_dir"])

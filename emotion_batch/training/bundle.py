@@ -32,14 +32,18 @@ def _distillation_row(config: dict[str, Any]) -> str:
 def write_card(path: Path, *, name: str, model, run_dir: Path, metrics: dict[str, Any], valid_metrics: dict[str, Any],
                file_name: str, sha256: str, command: str, extra: dict[str, Any],
                litert: dict[str, Any] | None = None, calibration: dict[str, Any] | None = None,
-               labels: str = "original", original_metrics: dict[str, Any] | None = None) -> None:
+               labels: str = "original", original_metrics: dict[str, Any] | None = None,
+               checkpoint: str = "best") -> None:
     """Write the model card (markdown) from a run's files and its evaluation (and that of its quantized
     LiteRT file, ``litert``: file, sha256, size_mb, metrics; and the temperature, and bias, built into the file
     with the PrivateTest metrics before them, ``calibration``: temperature, bias, before). ``labels`` names the
     labels ``metrics`` were measured against; ``original_metrics``, the same file against FER2013's original
-    labels when those were others."""
+    labels when those were others. ``checkpoint``: the weights bundled, ``best`` or ``last`` (see ``bundle_run``)."""
     config = json.loads((run_dir / "config.json").read_text())
     state = json.loads((run_dir / "state.json").read_text())
+    checkpoint_text = (f"best validation epoch {state['best_epoch']}" if checkpoint == "best" else
+                       f"bundled: the last epoch's weights{' (their moving average)' if config.get('ema') else ''}, "
+                       f"not the run's best validation epoch {state['best_epoch']}")
     history = json.loads((run_dir / "history.json").read_text())
     size_mb = Path(path.parent / file_name).stat().st_size / 1e6
     rows = "\n".join(
@@ -68,7 +72,7 @@ macro-F1 {q['macro_f1']:.4f}; recall """ + ", ".join(f"{c} {m['recall']:.3f}" fo
 | sha256 | `{sha256}` |
 | architecture | `{config['model']}` spec ({model.count_params():,} parameters), input {model.input_shape[1]}x{model.input_shape[2]}x{model.input_shape[3]} |
 | classes | {', '.join(EMOTIONS)} (apparent facial expressions, not inner feelings) |
-| trained | {dt.date.today().isoformat()}, {state['epoch']} epochs (best validation epoch {state['best_epoch']}) |
+| trained | {dt.date.today().isoformat()}, {state['epoch']} epochs ({checkpoint_text}) |
 | data | FER2013 (`../shared/datasets/fer2013/`), {config['labels']} labels |
 | split | train on `Training` ({state.get('train_size', '?')} faces after cleaning), select on `PublicTest`, report on `PrivateTest` (never used for a choice) |
 | options | optimizer {config['optimizer']}, lr {config['learning_rate']} ({config['schedule']}), batch {config['batch_size']}, balance {config['balance']}, label smoothing {config['label_smoothing']}, augmentation {config['augment']}, weight average {config.get('ema', 0.0)}, FER+ vote weight {config.get('ferplus_weight', 0.0)} |

@@ -117,7 +117,8 @@ def _write_share_statistics(models: Path, *, name: str, model, sha: str, quant, 
 
 def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path, name: str, command: str,
                make_default: bool = True, max_quant_loss: float = MAX_QUANT_LOSS,
-               flip_tta: bool = False, calibrate: bool = False, labels: str = "original") -> dict[str, Any]:
+               flip_tta: bool = False, calibrate: bool = False, labels: str = "original",
+               checkpoint: str = "best") -> dict[str, Any]:
     """Evaluate a run's best weights on PublicTest and PrivateTest and put the model into ``models_dir``.
 
     Beside the ``.keras`` file it writes ``<name>.shares.json`` (the PublicTest statistics the reports'
@@ -133,6 +134,9 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
     bias are fitted on PublicTest's FER+ majority labels, ``calibration.fit_temperature_and_bias``; the card,
     the manifest and the corrected shares' statistics use the FER+ majority, and the card also shows the
     PrivateTest figures against the original labels).
+    ``checkpoint`` picks the weights: ``best`` (the run's own choice, ``best.weights.h5``) or ``last`` (the last
+    finished epoch's weight average, ``fit.load_last``), for a choice made on another figure than the run's
+    (the calibrated PublicTest accuracy of two bundles, say); the card says which.
 
     Returns:
         The PrivateTest metrics (without ROC arrays).
@@ -140,12 +144,14 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
     from ..classifier import LiteRTClassifier, sha256_file
     from .bundle import save_for_inference, update_manifest, write_card
     from .export import export_model
-    from .fit import load_best
+    from .fit import load_best, load_last
 
+    if checkpoint not in ("best", "last"):
+        raise ConfigError(f"checkpoint must be 'best' or 'last'. Received: checkpoint={checkpoint!r}")
     run = Path(run_dir)
     models = Path(models_dir)
     models.mkdir(parents=True, exist_ok=True)
-    model = load_best(run)
+    model = load_best(run) if checkpoint == "best" else load_last(run)
     single = model
     if flip_tta:
         from ..model_layers import with_flip_averaging
@@ -196,7 +202,7 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
                file_name=file_name, sha256=sha, command=command, litert=litert,
                calibration=None if uncalibrated is None else {"temperature": temperature, "before": uncalibrated,
                                                               "bias": None if bias is None else bias.tolist()},
-               labels=labels, original_metrics=original_metrics,
+               labels=labels, original_metrics=original_metrics, checkpoint=checkpoint,
                extra=({"test-time augmentation": "flip averaging built in (the mean of each face and its mirror image)",
                        "PrivateTest accuracy of the network alone, one pass, before calibration":
                        f"{evaluate(single, test)['accuracy']:.4f}"} if flip_tta else

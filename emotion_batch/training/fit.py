@@ -676,3 +676,24 @@ def load_best(run_dir: str | Path):
     model = build_from_spec(spec)
     model.load_weights(run / "best.weights.h5")
     return model
+
+
+def load_last(run_dir: str | Path):
+    """Rebuild a run's model from its spec with the weights of its last finished epoch (``last.keras``): the
+    weights' moving average where the run kept one (``--ema``), with the batch-norm statistics that training
+    measured (at the end of a cosine schedule the average and the raw weights agree, and so do their
+    statistics). No optimizer state comes along."""
+    import keras
+
+    from .. import model_layers  # noqa: F401  (registers the bundled files' layers)
+
+    run = Path(run_dir)
+    if not (run / "last.keras").is_file():
+        raise ConfigError(f"run {run.name} has no last.keras to bundle its last epoch from")
+    trained = keras.models.load_model(run / "last.keras")
+    optimizer = getattr(trained, "optimizer", None)
+    if optimizer is not None and getattr(optimizer, "use_ema", False):
+        optimizer.finalize_variable_values(trained.trainable_variables)
+    model = build_from_spec(json.loads((run / "spec.json").read_text()))
+    model.set_weights(trained.get_weights())
+    return model
