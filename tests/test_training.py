@@ -586,6 +586,20 @@ def test_the_last_epoch_is_loaded_as_its_weight_average(tmp_path):
     last_plain = keras.models.load_model(tmp_path / "runs" / "plain" / "last.keras")
     np.testing.assert_allclose(load_last(plain["run_dir"]).predict(x, verbose=0), last_plain.predict(x, verbose=0), atol=1e-6)
     assert load_best(plain["run_dir"]) is not None
+    # a run saved under another backend whose optimizer class is its own (PyTorch's): a clear refusal
+    import zipfile
+
+    saved = tmp_path / "runs" / "ema" / "last.keras"
+    with zipfile.ZipFile(saved) as z:
+        files = {name: z.read(name) for name in z.namelist()}
+    config = json.loads(files["config.json"])
+    config["compile_config"]["optimizer"]["module"] = "keras.src.backend.torch.optimizers.torch_sgd"
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(saved, "w") as z:
+        for name, content in files.items():
+            z.writestr(name, content)
+    with pytest.raises(ConfigError, match="does not load under the tensorflow backend.*--checkpoint best"):
+        load_last(averaged["run_dir"])
     (tmp_path / "runs" / "plain" / "last.keras").unlink()
     with pytest.raises(ConfigError, match="no last.keras"):
         load_last(plain["run_dir"])

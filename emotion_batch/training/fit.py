@@ -690,7 +690,12 @@ def load_last(run_dir: str | Path):
     run = Path(run_dir)
     if not (run / "last.keras").is_file():
         raise ConfigError(f"run {run.name} has no last.keras to bundle its last epoch from")
-    trained = keras.models.load_model(run / "last.keras")
+    try:
+        trained = keras.models.load_model(run / "last.keras")
+    except (TypeError, ValueError) as exc:  # e.g. saved under PyTorch: its optimizer class is the backend's own
+        raise ConfigError(f"run {run.name}: last.keras does not load under the {keras.backend.backend()} backend "
+                          f"({str(exc).splitlines()[0][:160]}); bundle its best epoch (--checkpoint best), or bundle "
+                          "it under the backend it was trained with") from exc
     optimizer = getattr(trained, "optimizer", None)
     if optimizer is not None and getattr(optimizer, "use_ema", False):
         optimizer.finalize_variable_values(trained.trainable_variables)
