@@ -669,11 +669,15 @@ def train(config: TrainConfig, *, runs_dir: str | Path, verbose: int = 2) -> dic
     return {**state, "run_dir": str(run_dir)}
 
 
+def _from_run_spec(run: Path):
+    """A fresh, uncompiled model of a run's architecture (its ``spec.json``)."""
+    return build_from_spec(json.loads((run / "spec.json").read_text()))
+
+
 def load_best(run_dir: str | Path):
     """Rebuild a run's model from its spec and load its best weights."""
     run = Path(run_dir)
-    spec = json.loads((run / "spec.json").read_text())
-    model = build_from_spec(spec)
+    model = _from_run_spec(run)
     model.load_weights(run / "best.weights.h5")
     return model
 
@@ -699,6 +703,6 @@ def load_last(run_dir: str | Path):
     optimizer = getattr(trained, "optimizer", None)
     if optimizer is not None and getattr(optimizer, "use_ema", False):
         optimizer.finalize_variable_values(trained.trainable_variables)
-    model = build_from_spec(json.loads((run / "spec.json").read_text()))
+    model = _from_run_spec(run)
     model.set_weights(trained.get_weights())
     return model
