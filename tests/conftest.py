@@ -21,6 +21,25 @@ FER_DIR = ROOT.parent / "shared" / "datasets" / "fer2013"
 
 FER_SPLITS = ("Training", "PublicTest", "PrivateTest")
 
+# Modules whose every test depends on a system package that .ci/run installs only for its second pass:
+# the browser test (chromium) and the report PDFs (pdftoppm/pdftotext, and libharfbuzz-subset0, which Chromium
+# pulls in and which changes how WeasyPrint embeds fonts).
+SYSTEM_PACKAGE_MODULES = frozenset({"test_serve_browser.py", "test_reports.py", "test_report_outputs.py"})
+
+
+def needs_system_packages(item) -> bool:
+    """Whether installing PostgreSQL, Chromium or poppler-utils changes what this test runs or checks."""
+    callspec = getattr(item, "callspec", None)
+    on_postgresql = callspec is not None and "postgresql" in callspec.params.values()
+    return on_postgresql or item.path.name in SYSTEM_PACKAGE_MODULES
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark ``system_packages`` (see setup.cfg) so that .ci/run's second pass runs what those packages change."""
+    for item in items:
+        if needs_system_packages(item):
+            item.add_marker(pytest.mark.system_packages)
+
 
 def write_fer_csv(folder: Path, rows) -> Path:
     """``folder/fer2013.csv`` in FER2013's layout from ``(label, 48x48 uint8 face, usage)`` rows; returns ``folder``."""
