@@ -13,13 +13,17 @@ Here (once):
     and download the Keras wheels into .devdata/wheels (see the README of the device tool).
 
 There (one call):
-    python3 benchmarks/train_on_gpu.py run --pack .devdata --work /tmp/gpu --out "$OUT" --budget 500
+    python3 benchmarks/train_on_gpu.py run --pack .devdata --work /tmp/gpu --out "$OUT" --budget 500 [--labels ferplus-soft]
 
 ``run`` rebuilds the CSV (checking each split's pixel digest), then trains in two phases, four runs at a time
 on the one GPU: phase A the teachers (and a plain student), phase B students distilled from phase A's
 teachers. Each run first trains two epochs on its own ("probe", thrown away) to time an epoch with the other
 three running, then gets as many epochs as fit in its phase (the cosine schedule needs the count up front).
 A run still going at its phase's end is stopped; its best (weight-averaged) epoch so far is kept.
+``--labels ferplus-soft`` trains every run on the FER+ annotators' vote shares (the faces with a clear majority;
+the epoch chosen on PublicTest's FER+ majority), the convention the bundled model answers in since
+``vgg_gap_small_v5``; without it the teachers learn FER2013's original labels and the students mix 30 % of the
+votes into them.
 What comes back: each run folder without ``last.keras`` (``best.weights.h5``, ``history.json``,
 ``config.json``, ``spec.json``, ``state.json``), in tar files of at most 16 MB, and ``train_on_gpu.log``.
 """
@@ -48,6 +52,8 @@ SPLITS = ("Training", "PublicTest", "PrivateTest")
 #: Shared by every run: the recipe of the CPU runs (SGD with Nesterov momentum, cosine, EMA of the weights).
 BASE = {"optimizer": "sgd", "learning_rate": 0.05, "batch_size": 128, "label_smoothing": 0.1, "ema": 0.999,
         "patience": 1000}
+#: What ``--labels ferplus-soft`` changes in every run: the vote shares are the targets, already soft.
+FERPLUS_SOFT = {"labels": "ferplus-soft", "label_smoothing": 0.0, "ferplus_weight": 0.0}
 TEACHERS = [
     {"name": "gpu_teacher_wide_s1", "model": "vgg_gap_wide", "seed": 1},
     {"name": "gpu_teacher_wide_s2", "model": "vgg_gap_wide", "seed": 2},
@@ -208,13 +214,14 @@ def run(args: argparse.Namespace) -> None:
     end = t0 + args.budget
     split = time.time() + (end - time.time()) * args.teacher_share
     extra = {"limit": args.limit} if args.limit else {}  # a rehearsal on the CPU
-    teachers = [{**BASE, **extra, **t, **({"model": args.teacher_model} if args.teacher_model and t["model"] == "vgg_gap_wide" else {})}
-                for t in TEACHERS][: args.runs_per_phase]
+    votes = FERPLUS_SOFT if args.labels == "ferplus-soft" else {}
+    teachers = [{**BASE, **extra, **t, **({"model": args.teacher_model} if args.teacher_model and t["model"] == "vgg_gap_wide" else {}),
+                 **votes} for t in TEACHERS][: args.runs_per_phase]
     _phase("A (teachers)", teachers, args=args, deadline=split, env=env)
     ready = [str(work / "runs" / t["name"]) for t in teachers
              if t["name"].startswith("gpu_teacher") and (work / "runs" / t["name"] / "best.weights.h5").is_file()]
     if ready:
-        students = [{**BASE, **extra, "model": "vgg_gap_small", "ferplus_weight": 0.3, "teachers": ready, **s}
+        students = [{**BASE, **extra, "model": "vgg_gap_small", "ferplus_weight": 0.3, "teachers": ready, **s, **votes}
                     for s in STUDENTS][: args.runs_per_phase]
         _phase("B (distilled students)", students, args=args, deadline=end, env=env)
     else:
@@ -258,6 +265,8 @@ def main() -> None:
     r.add_argument("--runs-per-phase", type=int, default=4)
     r.add_argument("--max-epochs", type=int, default=120)
     r.add_argument("--backend", default="jax")
+    r.add_argument("--labels", choices=["original", "ferplus-soft"], default="original",
+                   help="the runs' targets: FER2013's labels (with 30 %% of the FER+ votes for the students), or the votes")
     r.add_argument("--teacher-model", default=None, help="another spec for the teachers (a rehearsal on the CPU)")
     r.add_argument("--limit", type=int, default=None, help="rows per split (a rehearsal on the CPU)")
     w = sub.add_parser("worker")
