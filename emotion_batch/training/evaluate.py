@@ -119,7 +119,7 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
                make_default: bool = True, max_quant_loss: float = MAX_QUANT_LOSS,
                flip_tta: bool = False, calibrate: bool = False, labels: str = "original",
                checkpoint: str = "best") -> dict[str, Any]:
-    """Evaluate a run's best weights on PublicTest and PrivateTest and put the model into ``models_dir``.
+    """Evaluate a run's weights (``checkpoint``) on PublicTest and PrivateTest and put the model into ``models_dir``.
 
     Beside the ``.keras`` file it writes ``<name>.shares.json`` (the PublicTest statistics the reports'
     corrected shares need, ``training.share_stats``) and the dynamic-range quantized ``<name>.quant.tflite``
@@ -146,12 +146,13 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
     from .export import export_model
     from .fit import load_best, load_last
 
-    if checkpoint not in ("best", "last"):
-        raise ConfigError(f"checkpoint must be 'best' or 'last'. Received: checkpoint={checkpoint!r}")
+    loaders = {"best": load_best, "last": load_last}
+    if checkpoint not in loaders:
+        raise ConfigError(f"checkpoint must be one of {list(loaders)}. Received: checkpoint={checkpoint!r}")
     run = Path(run_dir)
     models = Path(models_dir)
     models.mkdir(parents=True, exist_ok=True)
-    model = load_best(run) if checkpoint == "best" else load_last(run)
+    model = loaders[checkpoint](run)
     single = model
     if flip_tta:
         from ..model_layers import with_flip_averaging
