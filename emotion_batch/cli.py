@@ -365,7 +365,11 @@ def train(data, arch, labels, optimizer, learning_rate, schedule, batch_size, ep
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True,
               help="The weights to bundle: the run's best validation epoch, or its last epoch (the weights' "
                    "moving average where the run kept one), for a choice made on another figure.")
-def bundle(run_dir, data, name, models_dir, command, make_default, flip_tta, calibrate, labels, checkpoint) -> None:
+@click.option("--logit-adjust", "logit_adjust", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              help="With --calibrate: add -TAU x log(class share on PublicTest) to the bias, moving answers from the "
+                   "common expressions towards the rare ones (0: none; 1: aims at equal recall).")
+def bundle(run_dir, data, name, models_dir, command, make_default, flip_tta, calibrate, labels, checkpoint,
+           logit_adjust) -> None:
     """Evaluate a finished run and put its best model, card and hash into the models folder."""
     setup_logging(1, False)
     _quiet_tensorflow()
@@ -373,7 +377,7 @@ def bundle(run_dir, data, name, models_dir, command, make_default, flip_tta, cal
 
     metrics = bundle_run(run_dir, data=data, models_dir=models_dir, name=name, command=command,
                          make_default=make_default, flip_tta=flip_tta, calibrate=calibrate, labels=labels,
-                         checkpoint=checkpoint)
+                         checkpoint=checkpoint, logit_adjust=logit_adjust)
     click.echo(f"emotion-batch: bundled {name}: PrivateTest accuracy {metrics['accuracy']:.4f} ({labels} labels), "
                f"macro-F1 {metrics['macro_f1']:.4f}, ECE {metrics['calibration']['ece']:.4f}")
 

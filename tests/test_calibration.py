@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from emotion_batch.training.calibration import apply_temperature, fit_temperature, fit_temperature_and_bias
+from emotion_batch.training.calibration import (apply_temperature, fit_temperature, fit_temperature_and_bias,
+                                                logit_adjustment)
 from emotion_batch.training.metrics import classification_report, reliability_bins
 from emotion_batch.exceptions import ConfigError
 
@@ -139,6 +140,40 @@ def test_bundle_calibrate_fits_on_publictest_and_builds_the_temperature_in(tmp_p
         np.testing.assert_allclose(lite.predict(test.x), keras_clf.predict(test.x), atol=0.02)
 
 
+def test_logit_adjustment_where_the_answer_is_known():
+    y = np.array([0] * 50 + [1] * 25 + [2] * 25)  # shares 1/2, 1/4, 1/4; classes 3.. absent (counted once)
+    shares = np.array([50, 25, 25, 1, 1]) / 102
+    expected = -0.5 * np.log(shares)
+    np.testing.assert_allclose(logit_adjustment(y, 0.5, classes=5), expected - expected.mean())
+    np.testing.assert_allclose(logit_adjustment(y, 0.0, classes=5), 0.0)
+    adjusted = logit_adjustment(y, 1.0, classes=5)
+    assert adjusted[1] - adjusted[0] == pytest.approx(np.log(2.0))  # half as common: log 2 more log-odds
+    with pytest.raises(ValueError, match="tau must be within"):
+        logit_adjustment(y, 1.5, classes=5)
+    with pytest.raises(ValueError, match="needs labels"):
+        logit_adjustment(np.array([], dtype=int), 0.5, classes=5)
+
+
+def test_logit_adjustment_moves_answers_towards_the_rare_classes():
+    """Faces drawn from a calibrated model under a skewed mix of classes: the calibrated best guess under-calls
+    the rare class; the adjustment raises its recall and the mean recall over classes (tau 1 aims at it)."""
+    rng = np.random.default_rng(5)
+    prior = np.array([0.6, 0.3, 0.1])
+    y = rng.choice(3, size=30_000, p=prior)
+    likelihood = rng.normal(0.0, 1.0, size=(len(y), 3))
+    likelihood[np.arange(len(y)), y] += 1.0  # a weak signal for the true class
+    logits = likelihood + np.log(prior)  # the calibrated posterior's log-odds
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+
+    def recalls(bias):
+        predicted = apply_temperature(probs, 1.0, bias).argmax(axis=1)
+        return np.array([(predicted[y == c] == c).mean() for c in range(3)])
+
+    before, after = recalls(np.zeros(3)), recalls(logit_adjustment(y, 1.0, classes=3))
+    assert after[2] > before[2] + 0.2 and after.mean() > before.mean() + 0.05
+    assert after[0] < before[0]  # the common class pays for it
+
+
 @pytest.mark.slow
 def test_bundle_with_ferplus_labels_builds_the_annotators_convention_in(tmp_path):
     from emotion_batch.classifier import load_classifier
@@ -205,3 +240,27 @@ def test_bundle_takes_the_last_epoch_when_asked_and_says_so(tmp_path):
     assert "the last epoch's weights (their moving average), not the run's best validation epoch" in card
     with pytest.raises(ConfigError, match="checkpoint must be"):
         bundle_run(state["run_dir"], data=data, models_dir=models, name="x", command="cmd", checkpoint="first")
+
+
+@pytest.mark.slow
+def test_bundle_builds_a_logit_adjustment_into_the_bias_and_says_so(tmp_path):
+    from emotion_batch.training.data import load_fer2013
+    from emotion_batch.training.evaluate import bundle_run, predict
+    from emotion_batch.training.fit import TrainConfig, load_best, train
+
+    data = fake_ferplus(fake_fer(tmp_path, n_per_split=28), n_per_split=28)
+    state = train(TrainConfig(data=str(data), model="tiny_test", epochs=1, batch_size=32, augment=False),
+                  runs_dir=tmp_path / "runs", verbose=0)
+    models = tmp_path / "models"
+    with pytest.raises(ConfigError, match="needs calibrate"):
+        bundle_run(state["run_dir"], data=data, models_dir=models, name="x", command="cmd", logit_adjust=0.5)
+    bundle_run(state["run_dir"], data=data, models_dir=models, name="tiny_adj", command="cmd", calibrate=True,
+               labels="ferplus-majority", logit_adjust=0.5)
+    entry = json.loads((models / "manifest.json").read_text())["models"]["tiny_adj"]
+    valid = load_fer2013(data, split="valid", labels="ferplus-majority")
+    _, fitted = fit_temperature_and_bias(valid.soft, predict(load_best(state["run_dir"]), valid.x))
+    # the bias built in is the fitted one plus the adjustment for PublicTest's class shares
+    np.testing.assert_allclose(entry["bias"], fitted + logit_adjustment(valid.y, 0.5, classes=7), atol=1e-4)
+    assert entry["logit_adjust"] == 0.5
+    card = (models / "tiny_adj.md").read_text()
+    assert "logit adjustment of tau = 0.5" in card and "Temperature and bias" in card

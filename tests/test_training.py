@@ -38,6 +38,29 @@ def test_ferplus_votes_mix_into_the_original_targets(tmp_path):
         ferplus_soft_mix(data, faces.subset(np.arange(10)), split="train", weight=0.25)
 
 
+def test_ferplus_majority_lines_up_with_the_original_rows(tmp_path):
+    """``ferplus_majority``: one label per row of the CSV, -1 where the annotators gave no clear majority, and
+    the same faces and labels ``load_fer2013(labels="ferplus-majority")`` keeps."""
+    from emotion_batch.exceptions import DataError
+    from emotion_batch.training.data import ferplus_majority, load_fer2013
+
+    data = fake_ferplus(fake_fer(tmp_path, n_per_split=30), n_per_split=30)
+    majority = ferplus_majority(data, split="valid")
+    original = load_fer2013(data, split="valid")
+    assert majority.shape == (30,)
+    assert (majority[::10] == -1).all()  # every 10th row: all ten votes "unknown"
+    voted = np.ones(30, dtype=bool)
+    voted[::10] = False
+    # elsewhere 6 of 10 votes for the row's own class (and 4 for neutral): the majority is the original label
+    np.testing.assert_array_equal(majority[voted], original.y[voted])
+    kept = load_fer2013(data, split="valid", labels="ferplus-majority")
+    np.testing.assert_array_equal(majority[majority >= 0], kept.y)
+    np.testing.assert_array_equal(original.x[majority >= 0], kept.x)
+    np.testing.assert_array_equal(ferplus_majority(data, split="valid", limit=7), majority[:7])
+    with pytest.raises(DataError, match="split must be one of"):
+        ferplus_majority(data, split="PublicTest")
+
+
 def test_weight_average_and_bfloat16_training(tmp_path):
     import keras
 

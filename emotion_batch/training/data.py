@@ -127,9 +127,7 @@ def load_fer2013(
     if orig_rows is not None:
         votes = _ferplus_votes(folder, orig_rows)
         totals = votes.sum(axis=1)
-        top = votes.max(axis=1)
-        # a clear majority: the top class has more than half of the votes cast on the seven classes
-        keep = (totals > 0) & (top > totals / 2.0) & ((votes == top[:, None]).sum(axis=1) == 1)
+        keep = _majority(votes) >= 0
         x, votes, totals = x[keep], votes[keep], totals[keep]
         y = votes.argmax(axis=1).astype(np.int64)
         soft = votes / totals[:, None] if labels == "ferplus-soft" else _one_hot(y)
@@ -147,6 +145,27 @@ def _ferplus_rows(folder: Path, usage: str, expected: int) -> list[int]:
     if len(orig_rows) != expected:
         raise DataError(f"row_index.csv.gz does not line up with fer2013.csv for split {usage!r}")
     return orig_rows
+
+
+def _majority(votes: np.ndarray) -> np.ndarray:
+    """The class with a clear majority of each row's votes, -1 where none has one: the top class must hold
+    more than half of the votes cast on the seven classes, alone."""
+    totals = votes.sum(axis=1)
+    top = votes.max(axis=1)
+    clear = (totals > 0) & (top > totals / 2.0) & ((votes == top[:, None]).sum(axis=1) == 1)
+    return np.where(clear, votes.argmax(axis=1), -1).astype(np.int64)
+
+
+def ferplus_majority(root: str | Path, *, split: str, limit: int | None = None) -> np.ndarray:
+    """The FER+ majority label of every row of a FER2013 split, in the CSV's order (the rows
+    ``load_fer2013(..., labels="original")`` returns), ``-1`` where the annotators gave no clear majority
+    among our seven classes (the rows ``labels="ferplus-majority"`` drops)."""
+    if split not in FER_SPLITS:
+        raise DataError(f"split must be one of {sorted(FER_SPLITS)}. Received: split={split!r}")
+    folder = fer2013_dir(root)
+    usage = FER_SPLITS[split]
+    orig_rows = _ferplus_rows(folder, usage, _count_rows(folder, usage))
+    return _majority(_ferplus_votes(folder, orig_rows[:limit] if limit is not None else orig_rows))
 
 
 def _ferplus_votes(folder: Path, orig_rows: list[int]) -> np.ndarray:

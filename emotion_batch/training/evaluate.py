@@ -118,7 +118,7 @@ def _write_share_statistics(models: Path, *, name: str, model, sha: str, quant, 
 def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path, name: str, command: str,
                make_default: bool = True, max_quant_loss: float = MAX_QUANT_LOSS,
                flip_tta: bool = False, calibrate: bool = False, labels: str = "original",
-               checkpoint: str = "best") -> dict[str, Any]:
+               checkpoint: str = "best", logit_adjust: float = 0.0) -> dict[str, Any]:
     """Evaluate a run's weights (``checkpoint``) on PublicTest and PrivateTest and put the model into ``models_dir``.
 
     Beside the ``.keras`` file it writes ``<name>.shares.json`` (the PublicTest statistics the reports'
@@ -137,6 +137,8 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
     ``checkpoint`` picks the weights: ``best`` (the run's own choice, ``best.weights.h5``) or ``last`` (the last
     finished epoch's weight average, ``fit.load_last``), for a choice made on another figure than the run's
     (the calibrated PublicTest accuracy of two bundles, say); the card says which.
+    ``logit_adjust`` (``tau``, with ``calibrate``) adds ``calibration.logit_adjustment`` of PublicTest's class
+    shares to the fitted bias: answers move from the common classes towards the rare ones.
 
     Returns:
         The PrivateTest metrics (without ROC arrays).
@@ -147,6 +149,11 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
     from .fit import load_best, load_last
 
     loaders = {"best": load_best, "last": load_last}
+    if logit_adjust and not calibrate:
+        raise ConfigError(f"a logit adjustment is built in with the calibration: it needs calibrate. "
+                          f"Received: logit_adjust={logit_adjust!r}, calibrate={calibrate!r}")
+    if not 0.0 <= logit_adjust <= 1.0:
+        raise ConfigError(f"logit_adjust must be within 0..1. Received: logit_adjust={logit_adjust!r}")
     if checkpoint not in loaders:
         raise ConfigError(f"checkpoint must be one of {list(loaders)}. Received: checkpoint={checkpoint!r}")
     run = Path(run_dir)
@@ -170,7 +177,7 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
         test = load_fer2013(data, split="test", size=size, channels=channels, labels="ferplus-majority")
     uncalibrated = bias = None
     if calibrate:
-        from .calibration import fit_temperature, fit_temperature_and_bias
+        from .calibration import fit_temperature, fit_temperature_and_bias, logit_adjustment
         from ..model_layers import with_temperature
 
         valid_probs = predict(model, valid.x)
@@ -178,6 +185,9 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
             temperature = fit_temperature(valid.y, valid_probs)
         else:
             temperature, bias = fit_temperature_and_bias(valid.soft, valid_probs)
+        if logit_adjust:
+            adjustment = logit_adjustment(valid.y, logit_adjust, classes=valid.soft.shape[1])
+            bias = adjustment if bias is None else bias + adjustment
         uncalibrated = jsonable(evaluate(model, test))
         model = with_temperature(model, temperature, None if bias is None else bias.tolist())
         log.info("temperature %.4f%s (fitted on PublicTest)", temperature,
@@ -202,7 +212,8 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
     write_card(models / card, name=name, model=model, run_dir=run, metrics=test_metrics, valid_metrics=valid_metrics,
                file_name=file_name, sha256=sha, command=command, litert=litert,
                calibration=None if uncalibrated is None else {"temperature": temperature, "before": uncalibrated,
-                                                              "bias": None if bias is None else bias.tolist()},
+                                                              "bias": None if bias is None else bias.tolist(),
+                                                              "logit_adjust": logit_adjust, "labels": labels},
                labels=labels, original_metrics=original_metrics, checkpoint=checkpoint,
                extra=({"test-time augmentation": "flip averaging built in (the mean of each face and its mirror image)",
                        "PrivateTest accuracy of the network alone, one pass, before calibration":
@@ -215,6 +226,6 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
     update_manifest(models, name=name, file_name=file_name, sha256=sha, size=size, channels=channels, card=card,
                     metrics=test_metrics, make_default=make_default, litert=litert,
                     temperature=temperature if calibrate else None, bias=bias, labels=labels,
-                    original_metrics=original_metrics)
+                    original_metrics=original_metrics, logit_adjust=logit_adjust)
     log.info("bundled %s: PrivateTest accuracy %.4f", name, test_metrics["accuracy"])
     return jsonable(test_metrics)
