@@ -32,6 +32,7 @@ from emotion_batch.aggregate import ConfusionStats
 from emotion_batch.labels import EMOTIONS
 from emotion_batch.reports import ReportOptions, campaign_paths, render_ad_reports, render_reports, report_paths
 from emotion_batch.reports.methodology import model_reliability
+from emotion_batch.reports.render import make_environment
 from emotion_batch.safe_text import csv_cell
 from emotion_batch.store.models import ImageRow, Run
 
@@ -342,6 +343,14 @@ def test_methodology_reads_reliability_from_the_manifest(rendered):
     (majority,) = model_reliability(["tiny@0123456789ab"], plus)
     assert majority.labels == "ferplus-majority" and majority.measured_against.startswith("the FER+ annotators' majority")
     assert known.labels == "original" and "original labels" in known.measured_against
+    # a file with a logit adjustment says its answers lean towards the rarer expressions, and by how much
+    adjusted = {"default": "tiny", "models": {"tiny": {**MANIFEST["models"]["tiny"], "logit_adjust": 0.3}}}
+    (tilted,) = model_reliability(["tiny@0123456789ab"], adjusted)
+    assert tilted.logit_adjust == 0.3 and "to the power 0.3 (a logit adjustment)" in tilted.tilt
+    assert known.logit_adjust == 0.0 and known.tilt == ""
+    macros = make_environment().get_template("_macros.html").module
+    assert "to the power 0.3 (a logit adjustment)" in str(macros.reliability_tables([tilted]))
+    assert "logit adjustment" not in str(macros.reliability_tables([known]))
 
 
 def test_trend_days_below_the_minimum_group_size_show_no_valence(rendered):

@@ -46,12 +46,22 @@ class ModelReliability:
     card: Optional[str] = None
     classes: tuple[ClassReliability, ...] = ()
     labels: str = "original"  # what the figures were measured against (the manifest's ``labels``)
+    logit_adjust: float = 0.0  # the tau of a logit adjustment built into the file's bias (the manifest's)
 
     @property
     def measured_against(self) -> str:
         """The labels of the test figures, in words."""
         return ("the FER+ annotators' majority (FER2013 PrivateTest)" if self.labels == "ferplus-majority"
                 else "FER2013's original labels (PrivateTest)")
+
+    @property
+    def tilt(self) -> str:
+        """What a logit adjustment in the file does to its answers, in words ('' without one)."""
+        if not self.logit_adjust:
+            return ""
+        return (f"Its answers lean towards the rarer expressions: each expression's probability is divided by its "
+                f"share of the test faces to the power {self.logit_adjust:g} (a logit adjustment), so doubtful faces "
+                "are called angry, sad, fear or disgust more often than neutral or happy; its test figures here include it.")
 
     @property
     def note(self) -> str:
@@ -99,7 +109,7 @@ def _one(model_id: str, manifest: Optional[Mapping]) -> ModelReliability:
     return ModelReliability(
         model_id=model_id, known=bool(classes), accuracy=_number(entry.get("test_accuracy")),
         macro_f1=_number(entry.get("test_macro_f1")), card=card, classes=tuple(classes),
-        labels=str(model.get("labels", "original")),
+        labels=str(model.get("labels", "original")), logit_adjust=_number(model.get("logit_adjust")) or 0.0,
     )
 
 
