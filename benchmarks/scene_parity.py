@@ -41,6 +41,7 @@ sys.path.insert(0, str(HERE))
 from common import machine_line  # noqa: E402
 from crop_calibration import FER, paste_face  # noqa: E402
 
+from emotion_batch.exceptions import DataError  # noqa: E402
 from emotion_batch.faces import DETECTORS  # noqa: E402
 from emotion_batch.labels import EMOTIONS  # noqa: E402
 from emotion_batch.sample import jpeg_bytes  # noqa: E402
@@ -53,11 +54,15 @@ LABELS = ("model", "original", "ferplus-majority")
 def load_split(folder: Path, split: str, count: int, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """``count`` faces of a FER2013 split drawn at random (as ``crop_calibration.load_faces`` draws them),
     ``(n, 48, 48)`` ``uint8``, and their labels in both conventions (FER+ majority ``-1`` where the
-    annotators gave none)."""
+    annotators gave none; left out where the folder has no FER+ votes)."""
     faces = load_fer2013(folder, split=split)
     pick = np.random.default_rng(seed).choice(len(faces), size=min(count, len(faces)), replace=False)
-    return faces.x[pick, :, :, 0], {"original": faces.y[pick],
-                                    "ferplus-majority": ferplus_majority(folder, split=split)[pick]}
+    labels = {"original": faces.y[pick]}
+    try:
+        labels["ferplus-majority"] = ferplus_majority(folder, split=split)[pick]
+    except DataError as exc:  # a FER2013 folder without the FER+ votes: the original labels only
+        print(f"scene_parity: no FER+ majority labels ({exc})")
+    return faces.x[pick, :, :, 0], labels
 
 
 def write_trees(base: Path, faces: np.ndarray, labels: np.ndarray, *, rotate: bool, seed: int) -> None:
@@ -150,14 +155,18 @@ def main() -> None:
         scene_s = run_job(base / "scenes", base / "scenes.sqlite", args.detector, extra)
         (crops, model_id), (scenes, _) = answers(base / "crops.sqlite", len(faces)), answers(base / "scenes.sqlite", len(faces))
     chosen = model_labels(model_id) if args.labels == "model" else args.labels
+    if chosen not in labels:
+        sys.exit(f"scene_parity: {model_id} is to be scored against the {chosen} labels, and {args.data} has no "
+                 "FER+ votes (row_index.csv.gz, fer2013new.csv.gz); pass --labels original")
     print(f"faces: {len(faces)} FER2013 {FER_SPLITS[args.split]} faces, upscaled to 60-400 px, "
           f"{'turned 10-25 degrees either way, ' if args.rotate else 'upright, '}pasted into 640x480 scenes (JPEG 95); "
           f"detector {args.detector}; model {model_id} (answers in the {model_labels(model_id)} labels); "
           f"wall time crops {crop_s:.0f} s, scenes {scene_s:.0f} s (start-up included)")
     table(f"against the {chosen} labels", crops, scenes, labels[chosen])
     other = "original" if chosen != "original" else "ferplus-majority"
-    print()
-    table(f"for comparison, against the {other} labels", crops, scenes, labels[other])
+    if other in labels:
+        print()
+        table(f"for comparison, against the {other} labels", crops, scenes, labels[other])
 
 
 if __name__ == "__main__":

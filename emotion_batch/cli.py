@@ -366,6 +366,7 @@ def train(data, arch, labels, optimizer, learning_rate, schedule, batch_size, ep
               help="The weights to bundle: the run's best validation epoch, or its last epoch (the weights' "
                    "moving average where the run kept one), for a choice made on another figure.")
 @click.option("--logit-adjust", "logit_adjust", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              metavar="TAU",
               help="With --calibrate: add -TAU x log(class share on PublicTest) to the bias, moving answers from the "
                    "common expressions towards the rare ones (0: none; 1: aims at equal recall).")
 def bundle(run_dir, data, name, models_dir, command, make_default, flip_tta, calibrate, labels, checkpoint,

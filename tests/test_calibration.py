@@ -242,25 +242,60 @@ def test_bundle_takes_the_last_epoch_when_asked_and_says_so(tmp_path):
         bundle_run(state["run_dir"], data=data, models_dir=models, name="x", command="cmd", checkpoint="first")
 
 
+def _skew_publictest(folder, rows):
+    """Make PublicTest's rows ``rows`` happy in both conventions: FER2013's label 3 in ``fake_fer``'s CSV and all
+    ten FER+ votes in ``fake_ferplus``'s file, so that PublicTest's class shares differ from the other splits'."""
+    import gzip
+
+    csv = folder / "fer2013.csv"
+    lines = csv.read_text().splitlines()
+    public = [i for i, line in enumerate(lines) if line.endswith(",PublicTest")]
+    for i in (public[r] for r in rows):
+        lines[i] = "3" + lines[i][lines[i].index(","):]
+    csv.write_text("\n".join(lines) + "\n")
+    path = folder / "fer2013new.csv.gz"
+    with gzip.open(path, "rt") as f:
+        lines = f.read().splitlines()
+    header = lines[0].split(",")
+    public = [i for i, line in enumerate(lines) if line.startswith("PublicTest,")]
+    for i in (public[r] for r in rows):
+        cells = lines[i].split(",")
+        cells[2:] = ["10" if name == "happiness" else "0" for name in header[2:]]
+        lines[i] = ",".join(cells)
+    with gzip.open(path, "wt") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 @pytest.mark.slow
-def test_bundle_builds_a_logit_adjustment_into_the_bias_and_says_so(tmp_path):
+@pytest.mark.parametrize("labels", ["ferplus-majority", "original"])
+def test_bundle_builds_a_logit_adjustment_into_the_bias_and_says_so(tmp_path, labels):
+    from emotion_batch.labels import EMOTIONS
     from emotion_batch.training.data import load_fer2013
     from emotion_batch.training.evaluate import bundle_run, predict
     from emotion_batch.training.fit import TrainConfig, load_best, train
 
     data = fake_ferplus(fake_fer(tmp_path, n_per_split=28), n_per_split=28)
+    _skew_publictest(data, rows=[1, 2, 4, 5, 6, 8, 9, 11, 12, 13])  # PublicTest: mostly happy
     state = train(TrainConfig(data=str(data), model="tiny_test", epochs=1, batch_size=32, augment=False),
                   runs_dir=tmp_path / "runs", verbose=0)
     models = tmp_path / "models"
     with pytest.raises(ConfigError, match="needs calibrate"):
         bundle_run(state["run_dir"], data=data, models_dir=models, name="x", command="cmd", logit_adjust=0.5)
     bundle_run(state["run_dir"], data=data, models_dir=models, name="tiny_adj", command="cmd", calibrate=True,
-               labels="ferplus-majority", logit_adjust=0.5)
+               labels=labels, logit_adjust=0.5)
     entry = json.loads((models / "manifest.json").read_text())["models"]["tiny_adj"]
-    valid = load_fer2013(data, split="valid", labels="ferplus-majority")
-    _, fitted = fit_temperature_and_bias(valid.soft, predict(load_best(state["run_dir"]), valid.x))
-    # the bias built in is the fitted one plus the adjustment for PublicTest's class shares
-    np.testing.assert_allclose(entry["bias"], fitted + logit_adjustment(valid.y, 0.5, classes=7), atol=1e-4)
+    valid = load_fer2013(data, split="valid", labels=labels)
+    test = load_fer2013(data, split="test", labels=labels)
+    adjustment = logit_adjustment(valid.y, 0.5, classes=7)
+    assert np.abs(adjustment - logit_adjustment(test.y, 0.5, classes=7)).max() > 0.1  # PublicTest's shares, not PrivateTest's
+    if labels == "ferplus-majority":  # the fitted bias plus the adjustment for PublicTest's class shares
+        _, fitted = fit_temperature_and_bias(valid.soft, predict(load_best(state["run_dir"]), valid.x))
+        np.testing.assert_allclose(entry["bias"], fitted + adjustment, atol=1e-4)
+    else:  # a temperature alone is fitted: the bias is the adjustment
+        np.testing.assert_allclose(entry["bias"], adjustment, atol=1e-4)
     assert entry["logit_adjust"] == 0.5
     card = (models / "tiny_adj.md").read_text()
     assert "logit adjustment of tau = 0.5" in card and "Temperature and bias" in card
+    favoured = ", ".join(EMOTIONS[i] for i in np.argsort(-adjustment, kind="stable"))
+    assert f"it favours, from most to least, {favoured}." in card and favoured.endswith("happy")  # PublicTest's most common
+    assert ("the bias the logit adjustment below" in card) == (labels == "original")

@@ -60,8 +60,9 @@ class ModelReliability:
         if not self.logit_adjust:
             return ""
         return (f"Its answers lean towards the rarer expressions: each expression's probability is divided by its "
-                f"share of the test faces to the power {self.logit_adjust:g} (a logit adjustment), so doubtful faces "
-                "are called angry, sad, fear or disgust more often than neutral or happy; its test figures here include it.")
+                f"share of the faces it was calibrated on (FER2013 PublicTest) to the power {self.logit_adjust:g} (a "
+                "logit adjustment), so doubtful faces go to the rarer expressions more often, and to the common ones "
+                "less often, than without it; its test figures here include it.")
 
     @property
     def note(self) -> str:

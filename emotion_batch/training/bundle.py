@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..classifier import MANIFEST, sha256_file
 from ..labels import EMOTIONS
 
@@ -153,27 +155,29 @@ def calibration_text(metrics: dict[str, Any], calibration: dict[str, Any] | None
     if calibration:
         before = calibration["before"]
         tau = float(calibration.get("logit_adjust") or 0.0)
+        follows = calibration.get("labels") == "ferplus-majority"
         if calibration.get("bias") is None:
             what = f"""Temperature scaling: the file divides the log-probabilities by **T = {calibration['temperature']:.4f}**, fitted
 on PublicTest to minimise their negative log-likelihood (it never changes the most probable class)."""
         else:
             bias = ", ".join(f"{c} {b:+.3f}" for c, b in zip(EMOTIONS, calibration["bias"]))
             fitted = ("both fitted on PublicTest to minimise the negative log-likelihood of the FER+ annotators' majority "
-                      "labels" if calibration.get("labels") == "ferplus-majority" else
-                      "the temperature fitted on PublicTest to minimise the negative log-likelihood of its labels, the bias "
-                      "the logit adjustment below")
+                      "labels" if follows else "the temperature fitted on PublicTest to minimise the negative "
+                      "log-likelihood of its labels, the bias the logit adjustment below")
+            because = ": it is what makes the file follow the annotators' majority" if follows else ""
             what = f"""Temperature and bias: the file divides the log-probabilities by **T = {calibration['temperature']:.4f}** and adds a
-log-odds bias per class ({bias}), {fitted}. Unlike a temperature alone, the bias changes answers{
-": it is what makes the file follow the annotators' majority" if calibration.get("labels") == "ferplus-majority" else ""}
+log-odds bias per class ({bias}), {fitted}. Unlike a temperature alone, the bias changes answers{because}
 ("before" is the network against the same labels)."""
         if tau:
+            adjustment = np.asarray(calibration["adjustment"], dtype=np.float64)
+            favoured = ", ".join(EMOTIONS[i] for i in np.argsort(-adjustment, kind="stable"))
             what += f"""
 
 The bias includes a **logit adjustment of tau = {tau:g}**: minus {tau:g} times the log of each class's share of
-PublicTest's labels (Menon et al., 2021), which moves answers from the common classes (neutral, happy) towards
-the rare ones (disgust, fear, angry, sad) that a calibrated best guess under PublicTest's mix of expressions
-under-calls. The probabilities stay near calibrated (the ECE below); tau was chosen on PublicTest and on the
-real-photo development set, never on PrivateTest."""
+PublicTest's labels (Menon et al., 2021; {", ".join(f"{c} {a:+.3f}" for c, a in zip(EMOTIONS, adjustment))}), which
+moves doubtful answers towards the classes that are rare there, which a calibrated best guess under PublicTest's
+mix of expressions under-calls: it favours, from most to least, {favoured}. The table below shows what it does
+to the calibration."""
         head = f"""{what}
 
 | PrivateTest | before | after |
@@ -220,8 +224,8 @@ def update_manifest(models_dir: Path, *, name: str, file_name: str, sha256: str,
                     bias: Any = None, labels: str = "original", original_metrics: dict[str, Any] | None = None,
                     logit_adjust: float = 0.0) -> None:
     """Record a bundled file in the manifest: its hash, input, card and test metrics (``labels``: what they were
-    measured against; a file that answers in another convention also records its bias and its accuracy
-    against FER2013's original labels; ``logit_adjust``: the tau of a logit adjustment in its bias)."""
+    measured against; a file with a bias records it, and one that answers in another convention its accuracy
+    against FER2013's original labels too; ``logit_adjust``: the tau of a logit adjustment in its bias)."""
     path = models_dir / MANIFEST
     manifest = json.loads(path.read_text()) if path.is_file() else {"default": name, "models": {}}
     manifest["models"][name] = {

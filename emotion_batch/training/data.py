@@ -159,7 +159,13 @@ def _majority(votes: np.ndarray) -> np.ndarray:
 def ferplus_majority(root: str | Path, *, split: str, limit: int | None = None) -> np.ndarray:
     """The FER+ majority label of every row of a FER2013 split, in the CSV's order (the rows
     ``load_fer2013(..., labels="original")`` returns), ``-1`` where the annotators gave no clear majority
-    among our seven classes (the rows ``labels="ferplus-majority"`` drops)."""
+    among our seven classes (the rows ``labels="ferplus-majority"`` drops); ``limit`` keeps the first rows only,
+    as ``load_fer2013``'s does.
+
+    Raises:
+        DataError: an unknown split, or a folder without the FER+ files (``row_index.csv.gz``,
+            ``fer2013new.csv.gz``).
+    """
     if split not in FER_SPLITS:
         raise DataError(f"split must be one of {sorted(FER_SPLITS)}. Received: split={split!r}")
     folder = fer2013_dir(root)

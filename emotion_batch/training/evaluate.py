@@ -185,6 +185,7 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
             temperature = fit_temperature(valid.y, valid_probs)
         else:
             temperature, bias = fit_temperature_and_bias(valid.soft, valid_probs)
+        adjustment = None
         if logit_adjust:
             adjustment = logit_adjustment(valid.y, logit_adjust, classes=valid.soft.shape[1])
             bias = adjustment if bias is None else bias + adjustment
@@ -213,7 +214,8 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
                file_name=file_name, sha256=sha, command=command, litert=litert,
                calibration=None if uncalibrated is None else {"temperature": temperature, "before": uncalibrated,
                                                               "bias": None if bias is None else bias.tolist(),
-                                                              "logit_adjust": logit_adjust, "labels": labels},
+                                                              "logit_adjust": logit_adjust, "labels": labels,
+                                                              "adjustment": None if adjustment is None else adjustment.tolist()},
                labels=labels, original_metrics=original_metrics, checkpoint=checkpoint,
                extra=({"test-time augmentation": "flip averaging built in (the mean of each face and its mirror image)",
                        "PrivateTest accuracy of the network alone, one pass, before calibration":
