@@ -103,7 +103,7 @@ Confusion matrix (rows: true class, columns: predicted, in the order {', '.join(
 {cm_rows}
 
 {_original_text(original_metrics)}
-{calibration_text(metrics, calibration)}
+{calibration_text(metrics, calibration, labels=labels)}
 {litert_text}
 ## Training history
 
@@ -147,7 +147,7 @@ FER2013's faces, so these figures are lower by design.
 """
 
 
-def calibration_text(metrics: dict[str, Any], calibration: dict[str, Any] | None) -> str:
+def calibration_text(metrics: dict[str, Any], calibration: dict[str, Any] | None, *, labels: str = "original") -> str:
     """The card's calibration section: ECE and log-likelihood (before and after the temperature, when one is
     built in) and the reliability table of PrivateTest, bin by bin."""
     after = metrics["calibration"]
@@ -155,7 +155,7 @@ def calibration_text(metrics: dict[str, Any], calibration: dict[str, Any] | None
     if calibration:
         before = calibration["before"]
         tau = float(calibration.get("logit_adjust") or 0.0)
-        follows = calibration.get("labels") == "ferplus-majority"
+        follows = labels == "ferplus-majority"
         if calibration.get("bias") is None:
             what = f"""Temperature scaling: the file divides the log-probabilities by **T = {calibration['temperature']:.4f}**, fitted
 on PublicTest to minimise their negative log-likelihood (it never changes the most probable class)."""
