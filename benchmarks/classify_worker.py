@@ -3,7 +3,7 @@
 For each backend (``keras``: TensorFlow, on a GPU where there is one; ``litert``: the model's int8 .tflite
 file through LiteRT, what the job runs on CPUs) and batch size: faces/s of ``predict`` from ``uint8``
 faces in host memory (cast, host-to-device copy where there is a GPU, model), best of ``--repeats``
-passes; with a GPU also the Keras model alone on faces already on the device, which separates the
+passes (a model with a flip gate also reports the share of faces it mirrored); with a GPU also the Keras model alone on faces already on the device, which separates the
 transfer from the model.
 
     python benchmarks/classify_worker.py crops.npy --batch-sizes 256,1024,4096 [--backends keras,litert]
@@ -74,8 +74,12 @@ def _sweep(classifier, faces, batches: list[int], repeats: int) -> list[dict]:
     for batch in batches:
         classifier.batch_size = batch
         classifier.predict(faces[: batch])  # trace and warm up at this batch size
+        classifier.mirrored = 0
         best = min(_timed(lambda: classifier.predict(faces)) for _ in range(repeats))
         row = {"batch_size": batch, "faces": len(faces), "faces_per_s": len(faces) / best}
+        if classifier.flip_gate is not None:  # the share of faces classified again mirrored, in the timed passes
+            row["flip_gate"] = classifier.flip_gate.below
+            row["mirrored_share"] = round(classifier.mirrored / (repeats * len(faces)), 4)
         if classifier.device == "GPU" and classifier.backend == "keras":
             import tensorflow as tf
 

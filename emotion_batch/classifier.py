@@ -6,6 +6,10 @@ Two backends behind one interface (``predict``, ``size``, ``channels``, ``model_
 CPU (XNNPACK's int8 kernels, several times faster there, and no TensorFlow import). ``auto`` (the
 default) takes LiteRT on machines without a GPU when the model ships such a file. Neither backend's
 framework is imported at import time.
+
+A bundled model may carry a flip gate (``FlipGate``, from its manifest entry): both backends then mirror
+only the faces whose top probability is below the gate's threshold and average those faces with their
+mirror images, which gives nearly all of flip averaging's accuracy at a fraction of its arithmetic.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -43,6 +48,57 @@ BACKENDS = ("auto", "keras", "litert")
 
 
 @dataclass(frozen=True)
+class FlipGate:
+    """Flip averaging for the uncertain faces only: a face whose top probability (from the file, one pass) is
+    below ``below`` is classified again mirrored, and its answer becomes the file's calibration applied to the
+    mean of the two passes' probabilities before calibration, exactly what a file with flip averaging built in
+    (``model_layers.with_flip_averaging`` then ``with_temperature``) answers for it. Confident faces keep
+    the one pass's answer. Read from a bundled model's manifest entry (``flip_gate``); a file given by path
+    has none.
+
+    Attributes:
+        below: the threshold on the one pass's top probability (0 mirrors no face, 1 every face).
+        temperature: the temperature built into the file (1 for a file without calibration).
+        bias: the per-class log-odds bias built into the file, if any.
+    """
+
+    below: float
+    temperature: float = 1.0
+    bias: tuple[float, ...] | None = None
+
+    @classmethod
+    def from_entry(cls, entry: Mapping) -> "FlipGate | None":
+        """The gate of a manifest entry (``flip_gate``: ``below``, and the file's exact ``temperature`` and
+        ``bias``); None for an entry without one."""
+        gate = entry.get("flip_gate")
+        if not isinstance(gate, Mapping):
+            return None
+        bias = gate.get("bias")
+        return cls(below=float(gate["below"]), temperature=float(gate.get("temperature") or 1.0),
+                   bias=None if bias is None else tuple(float(b) for b in bias))
+
+    def as_entry(self) -> dict:
+        """What ``from_entry`` reads back (full precision: the inverse must match the file's own numbers)."""
+        return {"below": self.below, "temperature": self.temperature,
+                "bias": None if self.bias is None else list(self.bias)}
+
+    def uncertain(self, probs: np.ndarray) -> np.ndarray:
+        """The rows of one pass's probabilities ``(n, 7)`` whose faces are classified again mirrored."""
+        return np.flatnonzero(probs.max(axis=1) < self.below)
+
+    def combine(self, probs: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
+        """The answers for faces whose file outputs are ``probs`` and whose mirror images' are ``mirrored``:
+        both taken back through the file's calibration (``softmax(T * (log q - bias))``, its inverse),
+        averaged, and calibrated again."""
+        from .training.calibration import apply_temperature
+
+        t = self.temperature
+        back = None if self.bias is None else -t * np.asarray(self.bias, dtype=np.float64)
+        mean = (apply_temperature(probs, 1.0 / t, back) + apply_temperature(mirrored, 1.0 / t, back)) / 2.0
+        return apply_temperature(mean, t, self.bias).astype(np.float32)
+
+
+@dataclass(frozen=True)
 class ModelFile:
     """Which file classifies, on which backend, with which hash: the model of a run, resolved once
     (``locate_model``) and passed down. Later layers read it and decide nothing again; the Ray engine ships
@@ -54,6 +110,7 @@ class ModelFile:
         backend: ``keras`` (TensorFlow, a GPU where one is visible) or ``litert`` (the LiteRT interpreter, CPU).
         sha256: the file's actual sha256 (equal to the recorded one where there is one).
         card: the bundled model's card (Markdown); None for a file given by path.
+        flip_gate: the bundled model's ``FlipGate``, if it has one; None for a file given by path.
     """
 
     name: str
@@ -61,6 +118,7 @@ class ModelFile:
     backend: str
     sha256: str
     card: Path | None = None
+    flip_gate: FlipGate | None = None
 
     @property
     def model_id(self) -> str:
@@ -103,10 +161,17 @@ def manifest_entry(model_id: str, manifest: Mapping | None) -> tuple[Mapping, Ma
     return None
 
 
-def _model_files(model: str | None, sha256: str | None) -> tuple[str, dict[str, tuple[Path, str | None]], Path | None]:
-    """A model's name, its files by backend (``keras``, ``litert``: the path and the recorded sha256, if any)
-    and its card: ``None`` gives the bundled default, a name a bundled model, a path that one file (checked
-    against ``sha256`` when given; a ``.tflite`` file is LiteRT's, any other Keras')."""
+class _Files(NamedTuple):
+    name: str
+    files: dict[str, tuple[Path, str | None]]
+    card: Path | None
+    flip_gate: FlipGate | None
+
+
+def _model_files(model: str | None, sha256: str | None) -> _Files:
+    """A model's name, its files by backend (``keras``, ``litert``: the path and the recorded sha256, if any),
+    its card and its flip gate: ``None`` gives the bundled default, a name a bundled model, a path that one
+    file (checked against ``sha256`` when given; a ``.tflite`` file is LiteRT's, any other Keras')."""
     if model is None or not (model.endswith((".keras", ".tflite")) or Path(model).is_file()):
         manifest = bundled_models()
         name = model or manifest["default"]
@@ -119,17 +184,17 @@ def _model_files(model: str | None, sha256: str | None) -> tuple[str, dict[str, 
         litert = entry.get("litert") or {}
         if litert.get("file"):
             files["litert"] = (folder / litert["file"], litert.get("sha256"))
-        return name, files, folder / entry["card"] if entry.get("card") else None
+        return _Files(name, files, folder / entry["card"] if entry.get("card") else None, FlipGate.from_entry(entry))
     path = Path(model)
     if not path.is_file():
         raise ModelError(f"Model file not found. Received: model={model!r}")
-    return path.stem, {"litert" if path.suffix == ".tflite" else "keras": (path, sha256)}, None
+    return _Files(path.stem, {"litert" if path.suffix == ".tflite" else "keras": (path, sha256)}, None, None)
 
 
 def model_backends(model: str | None = None) -> tuple[str, ...]:
     """The backends a model has a file for: ``keras`` and/or ``litert`` (a bundled model's, or a file's by its
     suffix)."""
-    return tuple(_model_files(model, None)[1])
+    return tuple(_model_files(model, None).files)
 
 
 def gpu_visible() -> bool:
@@ -197,10 +262,11 @@ def locate_model(model: str | None = None, *, sha256: str | None = None, backend
         ConfigError: an unknown model or backend, or a backend the model has no file for.
         ModelError: the file is missing or its hash differs from the recorded one (or from ``sha256``).
     """
-    name, files, card = _model_files(model, sha256)
+    name, files, card, gate = _model_files(model, sha256)
     chosen = choose_backend(files, backend, gpu=gpu, model=model or name)
     path, expected = files[chosen]
-    return ModelFile(name=name, path=path.resolve(), backend=chosen, sha256=_check_file(path, expected), card=card)
+    return ModelFile(name=name, path=path.resolve(), backend=chosen, sha256=_check_file(path, expected), card=card,
+                     flip_gate=gate)
 
 
 def load_classifier(model: str | None = None, *, sha256: str | None = None, batch_size: int = 256,
@@ -212,21 +278,25 @@ def load_classifier(model: str | None = None, *, sha256: str | None = None, batc
 
 def open_classifier(ref: ModelFile, *, batch_size: int = 256, threads: int | None = None):
     """The classifier of a located model file: a ``Classifier`` (Keras) or a ``LiteRTClassifier``, both with the
-    same ``predict``, ``size``, ``channels``, ``model_id`` (the file's) and ``device``. ``threads`` applies to
-    LiteRT (default: one per core)."""
+    same ``predict``, ``size``, ``channels``, ``model_id`` (the file's) and ``device``, and the model's flip gate.
+    ``threads`` applies to LiteRT (default: one per core)."""
     if ref.backend == "litert":
-        return LiteRTClassifier(ref.path, model_id=ref.model_id, batch_size=batch_size, threads=threads)
+        return LiteRTClassifier(ref.path, model_id=ref.model_id, batch_size=batch_size, threads=threads,
+                                flip_gate=ref.flip_gate)
     if ref.backend == "keras":
         return Classifier.from_file(ref, batch_size=batch_size)
     raise ConfigError(f"backend must be 'keras' or 'litert'. Received: backend={ref.backend!r}")
 
 
 class _BatchPredictor:
-    """The shape checks and the batch loop that every backend shares; a backend implements ``_run``."""
+    """The shape checks, the batch loop and the flip gate that every backend shares; a backend implements
+    ``_run``. ``mirrored`` counts the faces the gate has classified a second time."""
 
     size: int
     channels: int
     batch_size: int
+    flip_gate: FlipGate | None = None
+    mirrored: int = 0
 
     @staticmethod
     def _check(shape: tuple, classes: int, batch_size: int) -> tuple[int, int]:
@@ -243,12 +313,22 @@ class _BatchPredictor:
         raise NotImplementedError
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
-        """Probabilities ``(n, 7)`` for ``uint8`` tensors ``(n, size, size, channels)``, in ``batch_size`` chunks."""
+        """Probabilities ``(n, 7)`` for ``uint8`` tensors ``(n, size, size, channels)``, in ``batch_size`` chunks
+        (with a flip gate, the uncertain faces then again mirrored: ``FlipGate``)."""
         faces = np.asarray(faces)
         if faces.ndim != 4 or faces.shape[1:] != (self.size, self.size, self.channels):
             raise ConfigError(
                 f"faces must have shape (n, {self.size}, {self.size}, {self.channels}). Received: shape={faces.shape}"
             )
+        out = self._passes(faces)
+        if self.flip_gate is not None:
+            rows = self.flip_gate.uncertain(out)
+            if rows.size:
+                out[rows] = self.flip_gate.combine(out[rows], self._passes(faces[rows, :, ::-1]))
+                self.mirrored += int(rows.size)
+        return out
+
+    def _passes(self, faces: np.ndarray) -> np.ndarray:
         out = np.empty((faces.shape[0], len(EMOTIONS)), dtype=np.float32)
         for start in range(0, faces.shape[0], self.batch_size):
             chunk = faces[start : start + self.batch_size].astype(np.float32)
@@ -265,13 +345,14 @@ class Classifier(_BatchPredictor):
 
     backend = "keras"
 
-    def __init__(self, model, *, model_id: str, batch_size: int = 256) -> None:
+    def __init__(self, model, *, model_id: str, batch_size: int = 256, flip_gate: FlipGate | None = None) -> None:
         import tensorflow as tf
 
         self.size, self.channels = self._check(tuple(model.input_shape), int(model.output_shape[-1]), batch_size)
         self.model = model
         self.model_id = model_id
         self.batch_size = batch_size
+        self.flip_gate = flip_gate
         self._predict = tf.function(
             lambda x: model(x, training=False),
             input_signature=[tf.TensorSpec([None, self.size, self.size, self.channels], tf.float32)],
@@ -302,7 +383,7 @@ class Classifier(_BatchPredictor):
             net = keras.models.load_model(ref.path, compile=False)
         except (OSError, ValueError) as exc:
             raise ModelError(f"Model file could not be loaded ({exc}). Received: path={str(ref.path)!r}") from exc
-        return cls(net, model_id=ref.model_id, batch_size=batch_size)
+        return cls(net, model_id=ref.model_id, batch_size=batch_size, flip_gate=ref.flip_gate)
 
     def _run(self, chunk: np.ndarray) -> np.ndarray:
         return self._predict(chunk).numpy()
@@ -329,7 +410,8 @@ class LiteRTClassifier(_BatchPredictor):
     device = "CPU"
     MAX_ROWS = 64
 
-    def __init__(self, path: str | Path, *, model_id: str, batch_size: int = 256, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, *, model_id: str, batch_size: int = 256, threads: int | None = None,
+                 flip_gate: FlipGate | None = None) -> None:
         if threads is not None and threads < 1:
             raise ConfigError(f"threads must be 1 or more. Received: threads={threads!r}")
         self._path = str(path)
@@ -342,6 +424,7 @@ class LiteRTClassifier(_BatchPredictor):
         self._by_rows = {1: first}
         self.model_id = model_id
         self.batch_size = batch_size
+        self.flip_gate = flip_gate
         self._lock = threading.Lock()
 
     def _interpreter(self, *, resize_to: tuple[int, ...] | None = None):

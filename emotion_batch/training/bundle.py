@@ -222,10 +222,11 @@ def update_manifest(models_dir: Path, *, name: str, file_name: str, sha256: str,
                     card: str, metrics: dict[str, Any], make_default: bool,
                     litert: dict[str, Any] | None = None, temperature: float | None = None,
                     bias: Any = None, labels: str = "original", original_metrics: dict[str, Any] | None = None,
-                    logit_adjust: float = 0.0) -> None:
+                    logit_adjust: float = 0.0, flip_gate: dict[str, Any] | None = None) -> None:
     """Record a bundled file in the manifest: its hash, input, card and test metrics (``labels``: what they were
     measured against; a file with a bias records it, and one that answers in another convention its accuracy
-    against FER2013's original labels too; ``logit_adjust``: the tau of a logit adjustment in its bias)."""
+    against FER2013's original labels too; ``logit_adjust``: the tau of a logit adjustment in its bias;
+    ``flip_gate``: ``classifier.FlipGate.as_entry``, which the job's classifiers read back)."""
     path = models_dir / MANIFEST
     manifest = json.loads(path.read_text()) if path.is_file() else {"default": name, "models": {}}
     manifest["models"][name] = {
@@ -238,6 +239,8 @@ def update_manifest(models_dir: Path, *, name: str, file_name: str, sha256: str,
         manifest["models"][name]["bias"] = [round(float(b), 4) for b in bias]
     if logit_adjust:
         manifest["models"][name]["logit_adjust"] = float(logit_adjust)
+    if flip_gate is not None:
+        manifest["models"][name]["flip_gate"] = flip_gate
     if labels != "original":
         manifest["models"][name]["labels"] = labels
     if original_metrics is not None:

@@ -101,24 +101,39 @@ MAX_QUANT_LOSS = 0.005
 
 
 def _write_share_statistics(models: Path, *, name: str, model, sha: str, quant, valid: FaceSet, data,
-                            command: str, labels: str = "original") -> Path:
+                            command: str, labels: str = "original", flip_gate=None) -> Path:
     """``<name>.shares.json``: the PublicTest statistics of the bundled Keras file and of its LiteRT file
-    (``training.share_stats``), measured through the job's classifiers."""
+    (``training.share_stats``), measured through the job's classifiers (with the model's flip gate)."""
     from ..classifier import Classifier
     from .share_stats import classifier_statistics, save_statistics
 
-    entries = [classifier_statistics(Classifier(model, model_id=f"{name}@{sha[:12]}", batch_size=512), valid,
-                                     file_name=f"{name}.keras")]
+    entries = [classifier_statistics(Classifier(model, model_id=f"{name}@{sha[:12]}", batch_size=512,
+                                                flip_gate=flip_gate), valid, file_name=f"{name}.keras")]
     if quant is not None:
         entries.append(classifier_statistics(quant, valid, file_name=f"{name}.quant.tflite"))
     return save_statistics(models, name=name, entries=entries, faces=len(valid),
                            command=command or f"emotion-batch bundle ... --data {data}", labels=labels)
 
 
+def _gate_rows(gate, mirrored_share: float, model, test: FaceSet) -> dict[str, str]:
+    """The card's rows on a flip gate: what it does, how many faces it mirrored, and PrivateTest accuracy of
+    the file's one pass and of flip averaging on every face, beside the gated figure the card leads with."""
+    from dataclasses import replace
+
+    from ..classifier import Classifier
+
+    every = Classifier(model, model_id="every", batch_size=512, flip_gate=replace(gate, below=float("inf")))
+    return {"test-time augmentation": f"flip gate: the faces whose top probability from one pass is below "
+                                      f"{gate.below:g} are classified again mirrored and averaged "
+                                      f"({100 * mirrored_share:.1f} % of PublicTest's faces); the file holds the one pass",
+            "PrivateTest accuracy, one pass for every face (no mirror)": f"{evaluate(model, test)['accuracy']:.4f}",
+            "PrivateTest accuracy, flip averaging on every face": f"{evaluate(every, test)['accuracy']:.4f}"}
+
+
 def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path, name: str, command: str,
                make_default: bool = True, max_quant_loss: float = MAX_QUANT_LOSS,
                flip_tta: bool = False, calibrate: bool = False, labels: str = "original",
-               checkpoint: str = "best", logit_adjust: float = 0.0) -> dict[str, Any]:
+               checkpoint: str = "best", logit_adjust: float = 0.0, flip_gate: float | None = None) -> dict[str, Any]:
     """Evaluate a run's weights (``checkpoint``) on PublicTest and PrivateTest and put the model into ``models_dir``.
 
     Beside the ``.keras`` file it writes ``<name>.shares.json`` (the PublicTest statistics the reports'
@@ -139,11 +154,14 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
     (the calibrated PublicTest accuracy of two bundles, say); the card says which.
     ``logit_adjust`` (``tau``, with ``calibrate``) adds ``calibration.logit_adjustment`` of PublicTest's class
     shares to the fitted bias: answers move from the common classes towards the rare ones.
+    ``flip_gate`` (with ``flip_tta``) bundles the network's one pass instead (with the same calibration, fitted on
+    the flip-averaged probabilities) and records a ``classifier.FlipGate`` in the manifest: the job then mirrors
+    only the faces whose top probability is below ``flip_gate``. Every figure is measured that way.
 
     Returns:
         The PrivateTest metrics (without ROC arrays).
     """
-    from ..classifier import LiteRTClassifier, sha256_file
+    from ..classifier import Classifier, FlipGate, LiteRTClassifier, sha256_file
     from .bundle import save_for_inference, update_manifest, write_card
     from .export import export_model
     from .fit import load_best, load_last
@@ -156,6 +174,9 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
         raise ConfigError(f"logit_adjust must be within 0..1. Received: logit_adjust={logit_adjust!r}")
     if checkpoint not in loaders:
         raise ConfigError(f"checkpoint must be one of {list(loaders)}. Received: checkpoint={checkpoint!r}")
+    if flip_gate is not None and not (flip_tta and 0.0 < flip_gate <= 1.0):
+        raise ConfigError(f"a flip gate needs flip_tta and a threshold within (0, 1]. "
+                          f"Received: flip_gate={flip_gate!r}, flip_tta={flip_tta!r}")
     run = Path(run_dir)
     models = Path(models_dir)
     models.mkdir(parents=True, exist_ok=True)
@@ -176,6 +197,7 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
         valid = load_fer2013(data, split="valid", size=size, channels=channels, labels="ferplus-majority")
         test = load_fer2013(data, split="test", size=size, channels=channels, labels="ferplus-majority")
     uncalibrated = bias = None
+    temperature = 1.0
     if calibrate:
         from .calibration import fit_temperature, fit_temperature_and_bias, logit_adjustment
         from ..model_layers import with_temperature
@@ -190,17 +212,26 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
             adjustment = logit_adjustment(valid.y, logit_adjust, classes=valid.soft.shape[1])
             bias = adjustment if bias is None else bias + adjustment
         uncalibrated = jsonable(evaluate(model, test))
-        model = with_temperature(model, temperature, None if bias is None else bias.tolist())
+        model = with_temperature(single if flip_gate is not None else model, temperature,
+                                 None if bias is None else bias.tolist())
         log.info("temperature %.4f%s (fitted on PublicTest)", temperature,
                  "" if bias is None else ", bias " + " ".join(f"{b:+.3f}" for b in bias))
-    valid_metrics = evaluate(model, valid)
-    test_metrics = evaluate(model, test)
-    original_metrics = None if labels == "original" else jsonable(evaluate(model, original_test))
+    gate = None
+    if flip_gate is not None:
+        gate = FlipGate(below=float(flip_gate), temperature=float(temperature),
+                        bias=None if bias is None else tuple(float(b) for b in bias))
+        if not calibrate:
+            model = single
+    scored = model if gate is None else Classifier(model, model_id=f"{name}@keras", batch_size=512, flip_gate=gate)
+    valid_metrics = evaluate(scored, valid)
+    mirrored_share = None if gate is None else scored.mirrored / len(valid.y)
+    test_metrics = evaluate(scored, test)
+    original_metrics = None if labels == "original" else jsonable(evaluate(scored, original_test))
     file_name = f"{name}.keras"
     sha = save_for_inference(model, models / file_name)
     quant_path = export_model(model, models, name=name, fmt="tflite-quant")
     quant_sha = sha256_file(quant_path)
-    quant = LiteRTClassifier(quant_path, model_id=f"{name}@{quant_sha[:12]}", batch_size=512)
+    quant = LiteRTClassifier(quant_path, model_id=f"{name}@{quant_sha[:12]}", batch_size=512, flip_gate=gate)
     quant_metrics = jsonable(evaluate(quant, test))
     litert = {"file": quant_path.name, "sha256": quant_sha, "metrics": quant_metrics,
               "size_mb": round(quant_path.stat().st_size / 1e6, 3)}
@@ -217,17 +248,20 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
                                                               "logit_adjust": logit_adjust,
                                                               "adjustment": None if adjustment is None else adjustment.tolist()},
                labels=labels, original_metrics=original_metrics, checkpoint=checkpoint,
-               extra=({"test-time augmentation": "flip averaging built in (the mean of each face and its mirror image)",
+               extra=(_gate_rows(gate, mirrored_share, model, test)
+                      if gate is not None else
+                      {"test-time augmentation": "flip averaging built in (the mean of each face and its mirror image)",
                        "PrivateTest accuracy of the network alone, one pass, before calibration":
                        f"{evaluate(single, test)['accuracy']:.4f}"} if flip_tta else
                       {"PrivateTest accuracy with flip TTA (not used by the job)":
                        f"{evaluate(model, test, flip_tta=True)['accuracy']:.4f}"}))
     (models / f"{name}.metrics.json").write_text(json.dumps(jsonable(test_metrics), indent=2) + "\n")
     _write_share_statistics(models, name=name, model=model, sha=sha, quant=quant if litert else None,
-                            valid=valid, data=data, command=command, labels=labels)
+                            valid=valid, data=data, command=command, labels=labels, flip_gate=gate)
     update_manifest(models, name=name, file_name=file_name, sha256=sha, size=size, channels=channels, card=card,
                     metrics=test_metrics, make_default=make_default, litert=litert,
                     temperature=temperature if calibrate else None, bias=bias, labels=labels,
-                    original_metrics=original_metrics, logit_adjust=logit_adjust)
+                    original_metrics=original_metrics, logit_adjust=logit_adjust,
+                    flip_gate=None if gate is None else gate.as_entry())
     log.info("bundled %s: PrivateTest accuracy %.4f", name, test_metrics["accuracy"])
     return jsonable(test_metrics)

@@ -1,0 +1,151 @@
+"""The flip gate: mirror only the uncertain faces. Its arithmetic on known probabilities, which faces it
+mirrors in both backends' shared loop, the manifest round trip, and a bundle that records one."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from emotion_batch.classifier import FlipGate, _BatchPredictor, load_classifier, locate_model
+from emotion_batch.exceptions import ConfigError
+from emotion_batch.training.calibration import apply_temperature
+
+from .conftest import fake_fer, fake_ferplus
+
+
+def _probabilities(rng, n: int) -> np.ndarray:
+    p = rng.dirichlet(np.full(7, 0.7), size=n)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("temperature, bias", [(1.0, None), (0.6, (-0.2, 1.5, 0.1, -0.4, -0.3, -0.5, -0.2))])
+def test_combine_is_the_calibration_of_the_mean_of_the_uncalibrated_passes(temperature, bias):
+    rng = np.random.default_rng(0)
+    p1, p2 = _probabilities(rng, 50), _probabilities(rng, 50)
+    gate = FlipGate(below=0.8, temperature=temperature, bias=bias)
+    # what a file with flip averaging and then the calibration built in answers
+    expected = apply_temperature((p1 + p2) / 2, temperature, bias)
+    got = gate.combine(apply_temperature(p1, temperature, bias), apply_temperature(p2, temperature, bias))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    if bias is None and temperature == 1.0:  # no calibration: the plain mean
+        np.testing.assert_allclose(got, (p1 + p2) / 2, atol=1e-6)
+
+
+class _HalfSighted(_BatchPredictor):
+    """A backend whose answer is a known function of a face's left half only, so that mirroring changes it;
+    it records every batch it is given."""
+
+    size, channels, batch_size = 4, 1, 3
+
+    def __init__(self, gate: FlipGate | None) -> None:
+        self.flip_gate = gate
+        self.calls: list[np.ndarray] = []
+
+    def answer(self, faces: np.ndarray) -> np.ndarray:
+        left = faces[:, :, :2, 0].reshape(len(faces), -1).mean(axis=1)  # 0..255
+        top = 0.3 + 0.65 * left / 255.0  # the top class's probability grows with the left half's brightness
+        cls = (faces[:, 0, 0, 0] // 40).astype(int) % 7
+        out = np.tile(((1 - top) / 6)[:, None], (1, 7))
+        out[np.arange(len(faces)), cls] = top
+        return out.astype(np.float32)
+
+    def _run(self, chunk: np.ndarray) -> np.ndarray:
+        self.calls.append(chunk.copy())
+        return self.answer(chunk)
+
+
+def test_the_gate_mirrors_exactly_the_faces_below_its_threshold():
+    rng = np.random.default_rng(1)
+    faces = rng.integers(0, 256, size=(10, 4, 4, 1), dtype=np.uint8)
+    gate = FlipGate(below=0.7, temperature=0.8, bias=(0.1, -0.1, 0.0, 0.2, 0.0, -0.2, 0.0))
+    backend = _HalfSighted(gate)
+    one_pass = backend.answer(faces.astype(np.float32))
+    uncertain = np.flatnonzero(one_pass.max(axis=1) < 0.7)
+    assert 0 < len(uncertain) < len(faces)  # the case mixes both kinds of face
+    got = backend.predict(faces)
+    mirrored = backend.answer(faces[:, :, ::-1].astype(np.float32))
+    np.testing.assert_array_equal(np.delete(got, uncertain, axis=0), np.delete(one_pass, uncertain, axis=0))
+    np.testing.assert_allclose(got[uncertain], gate.combine(one_pass[uncertain], mirrored[uncertain]), atol=1e-6)
+    # one pass over every face (batches of 3), then the mirror images of the uncertain ones only
+    assert backend.mirrored == len(uncertain)
+    assert sum(len(c) for c in backend.calls) == len(faces) + len(uncertain)
+    second_calls = -(-len(uncertain) // 3)
+    second = np.concatenate(backend.calls[-second_calls:])
+    np.testing.assert_array_equal(second, faces[uncertain, :, ::-1].astype(np.float32))
+    # without a gate, one pass and nothing mirrored
+    plain = _HalfSighted(None)
+    np.testing.assert_array_equal(plain.predict(faces), one_pass)
+    assert plain.mirrored == 0 and sum(len(c) for c in plain.calls) == len(faces)
+
+
+def test_the_manifest_round_trip_and_a_file_by_path_has_no_gate(tmp_path, monkeypatch, tiny_model_file):
+    import shutil
+
+    import emotion_batch.classifier as classifier
+
+    gate = FlipGate(below=0.8, temperature=0.6124972115654842, bias=(0.123456789,) * 7)
+    assert FlipGate.from_entry(json.loads(json.dumps({"flip_gate": gate.as_entry()}))) == gate  # full precision
+    assert FlipGate.from_entry({"temperature": 0.6}) is None
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(tiny_model_file, models / "tiny.keras")
+    sha = classifier.sha256_file(models / "tiny.keras")
+    entry = {"file": "tiny.keras", "sha256": sha, "card": None, "flip_gate": gate.as_entry()}
+    (models / "manifest.json").write_text(json.dumps({"default": "tiny", "models": {"tiny": entry}}))
+    monkeypatch.setattr(classifier, "asset_dir", lambda kind: models)
+    ref = locate_model(None, backend="keras")
+    assert ref.flip_gate == gate and load_classifier(None, backend="keras").flip_gate == gate
+    assert locate_model(str(models / "tiny.keras")).flip_gate is None
+
+
+@pytest.mark.slow
+def test_bundle_with_a_flip_gate_ships_one_pass_and_the_job_mirrors_the_uncertain_faces(tmp_path, monkeypatch):
+    import emotion_batch.classifier as classifier
+    from emotion_batch.model_layers import with_flip_averaging
+    from emotion_batch.training.data import load_fer2013
+    from emotion_batch.training.evaluate import bundle_run, predict
+    from emotion_batch.training.fit import TrainConfig, load_best, train
+
+    data = fake_ferplus(fake_fer(tmp_path, n_per_split=28), n_per_split=28)
+    state = train(TrainConfig(data=str(data), model="tiny_test", epochs=1, batch_size=32, augment=False),
+                  runs_dir=tmp_path / "runs", verbose=0)
+    models = tmp_path / "models"
+    with pytest.raises(ConfigError, match="a flip gate needs flip_tta"):
+        bundle_run(state["run_dir"], data=data, models_dir=models, name="x", command="cmd", flip_gate=0.8)
+    below = 0.5
+    metrics = bundle_run(state["run_dir"], data=data, models_dir=models, name="tiny_gate", command="cmd",
+                         flip_tta=True, calibrate=True, labels="ferplus-majority", flip_gate=below)
+    entry = json.loads((models / "manifest.json").read_text())["models"]["tiny_gate"]
+    gate = FlipGate.from_entry(entry)
+    assert gate.below == below and gate.temperature == pytest.approx(entry["temperature"], abs=1e-4)
+    np.testing.assert_allclose(gate.bias, entry["bias"], atol=1e-4)
+    monkeypatch.setattr(classifier, "asset_dir", lambda kind: models)
+    network = load_best(state["run_dir"])
+    test = load_fer2013(data, split="test", labels="ferplus-majority")
+    # the file holds one pass, calibrated: by path it answers without mirroring anything
+    by_path = load_classifier(str(models / entry["file"]), backend="keras")
+    one = by_path.predict(test.x)
+    np.testing.assert_allclose(one, apply_temperature(predict(network, test.x), gate.temperature, gate.bias), atol=2e-4)
+    # by name the job's classifier mirrors the uncertain faces: flip averaging's answer there, one pass elsewhere
+    every = apply_temperature(predict(with_flip_averaging(network), test.x), gate.temperature, gate.bias)
+    job = load_classifier("tiny_gate", backend="keras")
+    got = job.predict(test.x)
+    uncertain = one.max(axis=1) < below
+    assert job.mirrored == uncertain.sum() > 0
+    np.testing.assert_allclose(got[uncertain], every[uncertain], atol=2e-4)
+    np.testing.assert_allclose(got[~uncertain], one[~uncertain], atol=2e-4)
+    assert metrics["accuracy"] == pytest.approx(float((got.argmax(axis=1) == test.y).mean()))
+    assert entry["test_accuracy"] == round(metrics["accuracy"], 4)
+    # the LiteRT file too: its own one pass decides which faces it mirrors
+    lite_one = load_classifier(str(models / entry["litert"]["file"])).predict(test.x)
+    lite = load_classifier("tiny_gate", backend="litert")
+    lite_got = lite.predict(test.x)
+    lite_uncertain = lite_one.max(axis=1) < below
+    assert lite.mirrored == lite_uncertain.sum()
+    np.testing.assert_array_equal(lite_got[~lite_uncertain], lite_one[~lite_uncertain])
+    assert entry["litert"]["test_accuracy"] == round(float((lite_got.argmax(axis=1) == test.y).mean()), 4)
+    card = (models / "tiny_gate.md").read_text()
+    assert f"flip gate: the faces whose top probability from one pass is below {below:g}" in card
+    assert "PrivateTest accuracy, flip averaging on every face" in card
