@@ -3,8 +3,8 @@
 For each backend (``keras``: TensorFlow, on a GPU where there is one; ``litert``: the model's int8 .tflite
 file through LiteRT, what the job runs on CPUs) and batch size: faces/s of ``predict`` from ``uint8``
 faces in host memory (cast, host-to-device copy where there is a GPU, model), best of ``--repeats``
-passes (a model with a flip gate also reports the share of faces it mirrored); with a GPU also the Keras model alone on faces already on the device, which separates the
-transfer from the model.
+passes (a model with a flip gate also reports the share of faces it mirrored); with a GPU also the Keras
+model alone on faces already on the device, which separates the transfer from the model.
 
     python benchmarks/classify_worker.py crops.npy --batch-sizes 256,1024,4096 [--backends keras,litert]
 """
