@@ -170,6 +170,14 @@ def run_job(root: Path, db: Path, *, detector: str = DEFAULT_DETECTOR, workers: 
 # ---- arithmetic --------------------------------------------------------------------------------------
 
 
+def mirrored_text(row: dict) -> str:
+    """What a ``classify_worker.py`` result row says about its model's flip gate ("" for a model without one):
+    its figure holds only for faces as uncertain as the ones timed."""
+    if "mirrored_share" not in row:
+        return ""
+    return f" (flip gate {row['flip_gate']:g}: {100 * row['mirrored_share']:.1f} % of these faces mirrored)"
+
+
 def model_macs(model) -> int:
     """Multiply-accumulates per input of a Keras model: convolutions (plain, depthwise, separable) and
     dense layers; batch norm, activations, pooling and adds are left out (a few percent at most). A nested

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import (DEFAULT_DETECTOR, HERE, cpu_peak, face_crops, machine_line, run_job, run_measured, write_crops,
-                    write_photos)
+from common import (DEFAULT_DETECTOR, HERE, cpu_peak, face_crops, machine_line, mirrored_text, run_job, run_measured,
+                    write_crops, write_photos)
 
 
 #: the issue's settings: (width, height, faces, photos); 2,000 photos of 640x480, fewer at 1920x1080 (fer's
@@ -176,7 +176,7 @@ def classification(args: argparse.Namespace, tmp: Path, parts: set[int]) -> None
     ours = json.loads(out.strip().splitlines()[-1])
     for run in ours["runs"]:
         print(f"ours  {run['model_id']} ({run['backend']} on {run['device']}), batch {args.batch_size}: "
-              f"{run['results'][0]['faces_per_s']:,.0f} faces/s")
+              f"{run['results'][0]['faces_per_s']:,.0f} faces/s{mirrored_text(run['results'][0])}")
     job_run = next(r for r in ours["runs"] if r["backend"] == ours["job_backend"])
     ours_fps = job_run["results"][0]["faces_per_s"]
     print(f"      (peak RSS of both {ours_rss / mib:.0f} MiB; the job runs {job_run['backend']} here)")

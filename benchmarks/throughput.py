@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import HERE, face_crops, machine_line, run_job, run_measured, write_photos
+from common import HERE, face_crops, machine_line, mirrored_text, run_job, run_measured, write_photos
 
 
 def end_to_end(args, root: Path, tmp: Path) -> None:
@@ -60,7 +60,7 @@ def classify_sweep(args, tmp: Path) -> None:
             extra = (f"; model alone, faces on the device: {row['model_only_faces_per_s']:,.0f} faces/s"
                      if "model_only_faces_per_s" in row else "")
             print(f"  {run['backend']:<7} on {run['device']}, batch {row['batch_size']:>5}: "
-                  f"{row['faces_per_s']:,.0f} faces/s from host uint8{extra}")
+                  f"{row['faces_per_s']:,.0f} faces/s from host uint8{extra}{mirrored_text(row)}")
 
 
 def stages(args, root: Path, tmp: Path) -> None:
