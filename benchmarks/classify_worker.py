@@ -8,6 +8,7 @@ model alone on faces already on the device, which separates the transfer from th
 
     python benchmarks/classify_worker.py crops.npy --batch-sizes 256,1024,4096 [--backends keras,litert]
     python benchmarks/classify_worker.py ../shared/datasets/fer2013 --count 20000   # real faces
+    python benchmarks/classify_worker.py dev_crops.npy --count 20000   # real_photos.py --save-crops, repeated
 
 ``crops`` is a ``.npy`` file of faces or a FER2013 folder (its first ``--count`` Training faces: a real mix of
 expressions, which a flip gate needs for an honest figure; the synthetic crops of ``common.face_crops`` are one
@@ -30,7 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("crops", type=Path, help=".npy file of (n, side, side) uint8 gray faces, or a FER2013 folder")
-    parser.add_argument("--count", type=int, default=20000, help="Training faces taken from a FER2013 folder")
+    parser.add_argument("--count", type=int, default=None,
+                        help="faces: the first COUNT Training faces of a FER2013 folder (default 20000); a .npy file's "
+                             "faces repeated or cut to COUNT (default: as they are)")
     parser.add_argument("--batch-sizes", default="256")
     parser.add_argument("--model", default=None, help="bundled model name or .keras file [default: bundled default]")
     parser.add_argument("--repeats", type=int, default=3)
@@ -49,9 +52,11 @@ def main() -> None:
     if args.crops.is_dir():
         from emotion_batch.training.data import load_fer2013
 
-        gray = load_fer2013(args.crops, split="train", limit=args.count).x[..., 0]
+        gray = load_fer2013(args.crops, split="train", limit=args.count or 20000).x[..., 0]
     else:
         gray = np.load(args.crops)
+        if args.count:
+            gray = np.resize(gray, (args.count, *gray.shape[1:]))
     faces = _faces(gray, keras_classifier.size, keras_classifier.channels)  # read once, both backends
     batches = [int(b) for b in args.batch_sizes.split(",")]
     runs = []

@@ -150,6 +150,9 @@ def main() -> None:
                         help="a Python with the `fer` package: its answers on the same photos are printed too")
     parser.add_argument("--jitter", action="store_true",
                         help="contract+level frames jittered by x0.9-1.1 in size and +-0.04 box sides in place")
+    parser.add_argument("--save-crops", type=Path, default=None,
+                        help="save the first detector's contract+level crops of each photo's largest face (.npy) for "
+                             "classify_worker.py: real faces, as uncertain as real photos make them")
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"real_photos: no dev set at {args.data}")
@@ -173,6 +176,11 @@ def main() -> None:
         started = time.perf_counter()
         found_faces = [detector.detect(rgb) for rgb, _ in decoded]
         ms = (time.perf_counter() - started) * 1000 / len(decoded)
+        if args.save_crops is not None and name == args.detectors.split(",")[0]:
+            crops = [tensors_for(rgb, [max(faces, key=lambda f: f.w * f.h)], name, "contract+level", classifier.size,
+                                 classifier.channels)[0] for (rgb, _), faces in zip(decoded, found_faces) if faces]
+            np.save(args.save_crops, np.stack(crops)[..., 0])
+            print(f"  saved {len(crops)} crops to {args.save_crops}")
         for variant, scale in [(v, float(f)) for v in args.variants.split(",") for f in args.scales.split(",")]:
             if name == "none" and (variant != VARIANTS[-1] or scale != 1.0):
                 continue  # the whole photo is the crop: no box to frame
