@@ -351,6 +351,14 @@ def test_methodology_reads_reliability_from_the_manifest(rendered):
     macros = make_environment().get_template("_macros.html").module
     assert "to the power 0.3 (a logit adjustment)" in str(macros.reliability_tables([tilted]))
     assert "logit adjustment" not in str(macros.reliability_tables([known]))
+    # a model with a flip gate says which faces it looked at twice
+    gated_manifest = {"default": "tiny", "models": {"tiny": {**MANIFEST["models"]["tiny"],
+                                                             "flip_gate": {"below": 0.8, "temperature": 0.6, "bias": None}}}}
+    (gated,) = model_reliability(["tiny@0123456789ab"], gated_manifest)
+    assert gated.flip_gate == 0.8 and "top probability below 0.8" in gated.second_look
+    assert known.flip_gate is None and known.second_look == ""
+    assert "top probability below 0.8" in str(macros.reliability_tables([gated]))
+    assert "mirror image" not in str(macros.reliability_tables([known]))
 
 
 def test_trend_days_below_the_minimum_group_size_show_no_valence(rendered):

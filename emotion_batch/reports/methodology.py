@@ -47,6 +47,7 @@ class ModelReliability:
     classes: tuple[ClassReliability, ...] = ()
     labels: str = "original"  # what the figures were measured against (the manifest's ``labels``)
     logit_adjust: float = 0.0  # the tau of a logit adjustment built into the file's bias (the manifest's)
+    flip_gate: Optional[float] = None  # the threshold of the model's flip gate (the manifest's), if any
 
     @property
     def measured_against(self) -> str:
@@ -63,6 +64,14 @@ class ModelReliability:
                 f"share of the faces it was calibrated on (FER2013 PublicTest) to the power {self.logit_adjust:g} (a "
                 "logit adjustment), so doubtful faces go to the rarer expressions more often, and to the common ones "
                 "less often, than without it; its test figures here include it.")
+
+    @property
+    def second_look(self) -> str:
+        """What a flip gate does to the answers, in words ('' without one)."""
+        if self.flip_gate is None:
+            return ""
+        return (f"Faces it was unsure of (top probability below {self.flip_gate:g}) were classified a second time "
+                "from their mirror image and the two answers averaged; its test figures here were measured that way.")
 
     @property
     def note(self) -> str:
@@ -111,7 +120,13 @@ def _one(model_id: str, manifest: Optional[Mapping]) -> ModelReliability:
         model_id=model_id, known=bool(classes), accuracy=_number(entry.get("test_accuracy")),
         macro_f1=_number(entry.get("test_macro_f1")), card=card, classes=tuple(classes),
         labels=str(model.get("labels", "original")), logit_adjust=_number(model.get("logit_adjust")) or 0.0,
+        flip_gate=_gate(model.get("flip_gate")),
     )
+
+
+def _gate(value: Any) -> Optional[float]:
+    """The threshold of a manifest entry's ``flip_gate`` (``classifier.FlipGate.as_entry``), if it has one."""
+    return _number(value.get("below")) if isinstance(value, Mapping) else None
 
 
 def model_reliability(model_ids: Iterable[str], manifest: Optional[Mapping]) -> list[ModelReliability]:
