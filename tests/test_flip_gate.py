@@ -146,6 +146,13 @@ def test_bundle_with_a_flip_gate_ships_one_pass_and_the_job_mirrors_the_uncertai
     assert lite.mirrored == lite_uncertain.sum()
     np.testing.assert_array_equal(lite_got[~lite_uncertain], lite_one[~lite_uncertain])
     assert entry["litert"]["test_accuracy"] == round(float((lite_got.argmax(axis=1) == test.y).mean()), 4)
+    # emotion-batch evaluate measures the same way and says how many faces it mirrored
+    from emotion_batch.training.evaluate import evaluate_to_folder
+
+    result = evaluate_to_folder("tiny_gate", data=data, out_dir=tmp_path / "eval", backend="keras")
+    assert result.report["accuracy"] == pytest.approx(metrics["accuracy"])
+    saved = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert f"flip gate {below:g}: {100 * uncertain.sum() / len(test.y):.1f} % of the faces classified again mirrored" in saved["data"]
     card = (models / "tiny_gate.md").read_text()
     assert f"flip gate: the faces whose top probability from one pass is below {below:g}" in card
     assert "PrivateTest accuracy, flip averaging on every face" in card

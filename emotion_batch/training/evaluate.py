@@ -74,8 +74,11 @@ def evaluate_to_folder(model: str | None, *, data: str | Path, out_dir: str | Pa
     if not faces.source.startswith("FER2013"):  # a folder tree: its folders are the labels
         labels = "the folders'"
     report = evaluate(classifier, faces, flip_tta=flip_tta)
+    gate = classifier.flip_gate
+    how = ("" if gate is None else f"; flip gate {gate.below:g}: {100 * classifier.mirrored / len(faces.y):.1f} % of "
+           f"the faces{' (and of their mirror images)' if flip_tta else ''} classified again mirrored")
     paths = write_evaluation_report(report, out_dir, model_id=classifier.model_id,
-                                    data=f"{faces.source}, split {split}")
+                                    data=f"{faces.source}, split {split}{how}")
     return Evaluation(classifier.model_id, report, paths, labels)
 
 
