@@ -433,7 +433,13 @@ def models(runs_dir, top, as_json) -> None:
 def export_model_command(model, model_sha256, out_dir, fmt, version) -> None:
     """Export a model for TensorFlow Serving (SavedModel) and TFLite (float and quantized)."""
     _quiet_tensorflow()
+    from .classifier import locate_model
     from .training.export import export_files
+
+    gate = locate_model(model, sha256=model_sha256, backend="keras").flip_gate
+    if gate is not None:
+        click.echo(f"emotion-batch: the model mirrors faces below {gate.below:g} (its flip gate); the exports average "
+                   "every face with its mirror image instead")
 
     for written, path in export_files(model, out_dir, sha256=model_sha256, formats=fmt, version=version):
         click.echo(f"emotion-batch: {written}: {path}")

@@ -146,6 +146,17 @@ def test_bundle_with_a_flip_gate_ships_one_pass_and_the_job_mirrors_the_uncertai
     assert lite.mirrored == lite_uncertain.sum()
     np.testing.assert_array_equal(lite_got[~lite_uncertain], lite_one[~lite_uncertain])
     assert entry["litert"]["test_accuracy"] == round(float((lite_got.argmax(axis=1) == test.y).mean()), 4)
+    # an export has no gate: it averages every face with its mirror image, and says so
+    from click.testing import CliRunner
+
+    from emotion_batch.cli import cli
+    from emotion_batch.training.export import tflite_predict
+
+    result = CliRunner().invoke(cli, ["export-model", "--model", "tiny_gate", "--out", str(tmp_path / "export"),
+                                      "--format", "tflite"])
+    assert result.exit_code == 0, result.output
+    assert "the exports average every face with its mirror image" in result.output
+    np.testing.assert_allclose(tflite_predict(tmp_path / "export" / "tiny_gate.tflite", test.x), every, atol=2e-4)
     # emotion-batch evaluate measures the same way and says how many faces it mirrored
     from emotion_batch.training.evaluate import evaluate_to_folder
 

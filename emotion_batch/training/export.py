@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, ModelError
 
 FORMATS = ("savedmodel", "tflite", "tflite-quant")
 
@@ -60,13 +60,33 @@ def export_files(model: str | None, out_dir: str | Path, *, sha256: str | None =
                  formats: Sequence[str] = FORMATS, version: int = 1) -> Iterator[tuple[str, Path]]:
     """Load a bundled model by name (default: the manifest's default) or a ``.keras`` file, hash-checked, and
     write each export of ``formats`` into ``out_dir``, named after the model; yield ``(format, path)`` as each
-    is written."""
+    is written. A model with a flip gate (``classifier.FlipGate``) is exported with flip averaging on every face
+    (``flip_averaged``): a served file has no gate, and averaging every face is what the gate approximates."""
     from ..classifier import Classifier
 
     classifier = Classifier.load(model, sha256=sha256)
     name = classifier.model_id.split("@")[0]
+    network = classifier.model if classifier.flip_gate is None else flip_averaged(classifier.model)
     for fmt in formats:
-        yield fmt, export_model(classifier.model, out_dir, name=name, fmt=fmt, version=version)
+        yield fmt, export_model(network, out_dir, name=name, fmt=fmt, version=version)
+
+
+def flip_averaged(model):
+    """A bundled one-pass file (a network, then its ``TemperatureScaling``) rebuilt as a file with flip averaging
+    built in before the same calibration: what ``bundle --flip-tta --calibrate`` without a gate would have
+    written for that network."""
+    import keras
+
+    from ..model_layers import TemperatureScaling, with_flip_averaging, with_temperature
+
+    networks = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    calibration = [layer for layer in model.layers if isinstance(layer, TemperatureScaling)]
+    if len(networks) != 1:
+        raise ModelError(f"A gated model must hold one network (and its calibration). Received: model={model.name!r}")
+    averaged = with_flip_averaging(networks[0])
+    if not calibration:
+        return averaged
+    return with_temperature(averaged, calibration[0].temperature, calibration[0].bias)
 
 
 def tflite_predict(path: str | Path, faces: np.ndarray, *, threads: int = 2) -> np.ndarray:
