@@ -223,6 +223,9 @@ def test_the_api_card_of_the_litert_file_shows_its_own_metrics():
     assert lite_card["test_accuracy"] == entry["litert"]["test_accuracy"]
     assert keras_card["test_accuracy"] == entry["test_accuracy"]
     assert lite_card["device"] == "CPU" and lite_card["card"] == keras_card["card"]
+    # both files say whether the job mirrors the doubtful faces (the manifest's flip gate)
+    gate = (entry.get("flip_gate") or {}).get("below")
+    assert lite_card["flip_gate"] == keras_card["flip_gate"] == gate
 
 
 def test_flip_averaging_is_the_mean_of_a_face_and_its_mirror_and_survives_save_and_export(tmp_path, tiny_model_file):

@@ -132,6 +132,7 @@ def model_card(classifier, detector_name: str) -> dict:
         "test_macro_f1": None,
         "test_labels": None,
         "per_class": None,
+        "flip_gate": None if getattr(classifier, "flip_gate", None) is None else classifier.flip_gate.below,
         "card": None,
         "note": "Scores describe apparent facial expressions, not what anyone feels.",
     }

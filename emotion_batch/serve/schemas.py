@@ -96,5 +96,8 @@ class ModelCard(BaseModel):
     test_labels: Optional[str] = Field(default=None, description="What the test figures were measured against: "
                                        "original (FER2013's labels) or ferplus-majority (the FER+ annotators' majority).")
     per_class: Optional[dict] = None
+    flip_gate: Optional[float] = Field(default=None, description="Faces whose top probability is below this are "
+                                       "classified again mirrored and the two answers averaged (the model's flip "
+                                       "gate); null: one pass, or flip averaging built into the file.")
     card: Optional[str] = Field(default=None, description="The model card (Markdown), for a bundled model.")
     note: str
