@@ -53,11 +53,13 @@ class FlipGate:
     below ``below`` is classified again mirrored, and its answer becomes the file's calibration applied to the
     mean of the two passes' probabilities before calibration, exactly what a file with flip averaging built in
     (``model_layers.with_flip_averaging`` then ``with_temperature``) answers for it. Confident faces keep
-    the one pass's answer. Read from a bundled model's manifest entry (``flip_gate``); a file given by path
-    has none.
+    the one pass's answer. Read from a bundled model's manifest entry (``flip_gate``), whichever way its file is
+    named (by the model's name, or by a path to the file or to a copy of it: the entry whose file has the same
+    sha256), so that one model id always means one way of answering.
 
     Attributes:
-        below: the threshold on the one pass's top probability (0 mirrors no face, 1 every face).
+        below: the threshold on the one pass's top probability (a face is mirrored when its top probability is
+            strictly below it: 1 mirrors every face short of certain, a value above 1 every face).
         temperature: the temperature built into the file (1 for a file without calibration).
         bias: the per-class log-odds bias built into the file, if any.
     """
@@ -71,11 +73,17 @@ class FlipGate:
         """The gate of a manifest entry (``flip_gate``: ``below``, and the file's exact ``temperature`` and
         ``bias``); None for an entry without one."""
         gate = entry.get("flip_gate")
-        if not isinstance(gate, Mapping):
+        if gate is None:
             return None
-        bias = gate.get("bias")
-        return cls(below=float(gate["below"]), temperature=float(gate.get("temperature") or 1.0),
-                   bias=None if bias is None else tuple(float(b) for b in bias))
+        try:
+            below, temperature, bias = float(gate["below"]), float(gate.get("temperature", 1.0)), gate.get("bias")
+            bias = None if bias is None else tuple(float(b) for b in bias)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelError(f"The manifest's flip_gate is malformed ({exc!r}). Received: flip_gate={gate!r}") from exc
+        if not (below > 0 and temperature > 0) or (bias is not None and len(bias) != len(EMOTIONS)):
+            raise ModelError(f"The manifest's flip_gate needs below > 0, temperature > 0 and {len(EMOTIONS)} biases. "
+                             f"Received: flip_gate={gate!r}")
+        return cls(below=below, temperature=temperature, bias=bias)
 
     def as_entry(self) -> dict:
         """What ``from_entry`` reads back (full precision: the inverse must match the file's own numbers)."""
@@ -265,8 +273,23 @@ def locate_model(model: str | None = None, *, sha256: str | None = None, backend
     name, files, card, gate = _model_files(model, sha256)
     chosen = choose_backend(files, backend, gpu=gpu, model=model or name)
     path, expected = files[chosen]
-    return ModelFile(name=name, path=path.resolve(), backend=chosen, sha256=_check_file(path, expected), card=card,
-                     flip_gate=gate)
+    actual = _check_file(path, expected)
+    if gate is None and card is None:  # a file given by path: a bundled model's file keeps its gate
+        gate = _bundled_gate(actual)
+    return ModelFile(name=name, path=path.resolve(), backend=chosen, sha256=actual, card=card, flip_gate=gate)
+
+
+def _bundled_gate(sha256: str) -> FlipGate | None:
+    """The flip gate of the bundled model one of whose files has this sha256 (None for any other file, or
+    without a readable manifest)."""
+    try:
+        entries = bundled_models().get("models", {})
+    except (ModelError, ConfigError, OSError, ValueError):
+        return None
+    for entry in entries.values():
+        if sha256 in (entry.get("sha256"), (entry.get("litert") or {}).get("sha256")):
+            return FlipGate.from_entry(entry)
+    return None
 
 
 def load_classifier(model: str | None = None, *, sha256: str | None = None, batch_size: int = 256,
@@ -286,6 +309,9 @@ def open_classifier(ref: ModelFile, *, batch_size: int = 256, threads: int | Non
     if ref.backend == "keras":
         return Classifier.from_file(ref, batch_size=batch_size)
     raise ConfigError(f"backend must be 'keras' or 'litert'. Received: backend={ref.backend!r}")
+
+
+_COUNTER = threading.Lock()
 
 
 class _BatchPredictor:
@@ -325,7 +351,8 @@ class _BatchPredictor:
             rows = self.flip_gate.uncertain(out)
             if rows.size:
                 out[rows] = self.flip_gate.combine(out[rows], self._passes(faces[rows, :, ::-1]))
-                self.mirrored += int(rows.size)
+                with _COUNTER:  # the API calls predict from several threads
+                    self.mirrored += int(rows.size)
         return out
 
     def _passes(self, faces: np.ndarray) -> np.ndarray:

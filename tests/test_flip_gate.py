@@ -80,14 +80,21 @@ def test_the_gate_mirrors_exactly_the_faces_below_its_threshold():
     assert plain.mirrored == 0 and sum(len(c) for c in plain.calls) == len(faces)
 
 
-def test_the_manifest_round_trip_and_a_file_by_path_has_no_gate(tmp_path, monkeypatch, tiny_model_file):
+def test_the_manifest_round_trip_and_the_gate_follows_the_file(tmp_path, monkeypatch, tiny_model_file):
+    import pickle
     import shutil
 
     import emotion_batch.classifier as classifier
+    from emotion_batch.classifier import open_classifier
+    from emotion_batch.exceptions import ModelError
+    from emotion_batch.serve.inference import model_card
 
     gate = FlipGate(below=0.8, temperature=0.6124972115654842, bias=(0.123456789,) * 7)
     assert FlipGate.from_entry(json.loads(json.dumps({"flip_gate": gate.as_entry()}))) == gate  # full precision
     assert FlipGate.from_entry({"temperature": 0.6}) is None
+    for broken in ({"below": "x"}, {"temperature": 0.6}, {"below": 0.8, "temperature": 0}, {"below": 0.8, "bias": [1.0]}):
+        with pytest.raises(ModelError, match="flip_gate"):
+            FlipGate.from_entry({"flip_gate": broken})
     models = tmp_path / "models"
     models.mkdir()
     shutil.copy(tiny_model_file, models / "tiny.keras")
@@ -96,8 +103,18 @@ def test_the_manifest_round_trip_and_a_file_by_path_has_no_gate(tmp_path, monkey
     (models / "manifest.json").write_text(json.dumps({"default": "tiny", "models": {"tiny": entry}}))
     monkeypatch.setattr(classifier, "asset_dir", lambda kind: models)
     ref = locate_model(None, backend="keras")
-    assert ref.flip_gate == gate and load_classifier(None, backend="keras").flip_gate == gate
-    assert locate_model(str(models / "tiny.keras")).flip_gate is None
+    job = load_classifier(None, backend="keras")
+    assert ref.flip_gate == gate and job.flip_gate == gate
+    # the same file by path, or a copy of it, answers the same way under the same id; another file has no gate
+    copy = tmp_path / "copy.keras"
+    shutil.copy(tiny_model_file, copy)
+    assert locate_model(str(models / "tiny.keras")).flip_gate == gate and locate_model(str(copy)).flip_gate == gate
+    other = tmp_path / "other.keras"
+    other.write_bytes(copy.read_bytes() + b"another file")
+    assert locate_model(str(other)).flip_gate is None
+    # a Ray actor gets the gate with the pickled ModelFile; the API's card says it
+    assert open_classifier(pickle.loads(pickle.dumps(ref))).flip_gate == gate
+    assert model_card(job, "blazeface")["flip_gate"] == 0.8
 
 
 @pytest.mark.slow
@@ -114,6 +131,16 @@ def test_bundle_with_a_flip_gate_ships_one_pass_and_the_job_mirrors_the_uncertai
     models = tmp_path / "models"
     with pytest.raises(ConfigError, match="a flip gate needs flip_tta"):
         bundle_run(state["run_dir"], data=data, models_dir=models, name="x", command="cmd", flip_gate=0.8)
+    # without a calibration the file is the bare network, and its export averages it with the mirror image
+    bundle_run(state["run_dir"], data=data, models_dir=models, name="tiny_bare", command="cmd", flip_tta=True,
+               flip_gate=0.9, make_default=False)
+    from emotion_batch.training.export import export_files, tflite_predict
+
+    monkeypatch.setattr(classifier, "asset_dir", lambda kind: models)
+    (_, bare_export), = list(export_files("tiny_bare", tmp_path / "bare", formats=["tflite"]))
+    bare_test = load_fer2013(data, split="test")
+    np.testing.assert_allclose(tflite_predict(bare_export, bare_test.x),
+                               predict(with_flip_averaging(load_best(state["run_dir"])), bare_test.x), atol=2e-4)
     below = 0.5
     metrics = bundle_run(state["run_dir"], data=data, models_dir=models, name="tiny_gate", command="cmd",
                          flip_tta=True, calibrate=True, labels="ferplus-majority", flip_gate=below)
@@ -124,9 +151,13 @@ def test_bundle_with_a_flip_gate_ships_one_pass_and_the_job_mirrors_the_uncertai
     monkeypatch.setattr(classifier, "asset_dir", lambda kind: models)
     network = load_best(state["run_dir"])
     test = load_fer2013(data, split="test", labels="ferplus-majority")
-    # the file holds one pass, calibrated: by path it answers without mirroring anything
-    by_path = load_classifier(str(models / entry["file"]), backend="keras")
-    one = by_path.predict(test.x)
+    # the file holds one pass, calibrated; named by its path it keeps its model's gate
+    import keras
+
+    from emotion_batch.classifier import LiteRTClassifier
+
+    one = predict(keras.models.load_model(models / entry["file"], compile=False), test.x)
+    assert load_classifier(str(models / entry["file"])).flip_gate == gate
     np.testing.assert_allclose(one, apply_temperature(predict(network, test.x), gate.temperature, gate.bias), atol=2e-4)
     # by name the job's classifier mirrors the uncertain faces: flip averaging's answer there, one pass elsewhere
     every = apply_temperature(predict(with_flip_averaging(network), test.x), gate.temperature, gate.bias)
@@ -139,7 +170,7 @@ def test_bundle_with_a_flip_gate_ships_one_pass_and_the_job_mirrors_the_uncertai
     assert metrics["accuracy"] == pytest.approx(float((got.argmax(axis=1) == test.y).mean()))
     assert entry["test_accuracy"] == round(metrics["accuracy"], 4)
     # the LiteRT file too: its own one pass decides which faces it mirrors
-    lite_one = load_classifier(str(models / entry["litert"]["file"])).predict(test.x)
+    lite_one = LiteRTClassifier(models / entry["litert"]["file"], model_id="one pass").predict(test.x)
     lite = load_classifier("tiny_gate", backend="litert")
     lite_got = lite.predict(test.x)
     lite_uncertain = lite_one.max(axis=1) < below

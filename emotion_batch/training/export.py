@@ -81,6 +81,8 @@ def flip_averaged(model):
 
     networks = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     calibration = [layer for layer in model.layers if isinstance(layer, TemperatureScaling)]
+    if not networks and not calibration:  # bundled without --calibrate: the network itself
+        return with_flip_averaging(model)
     if len(networks) != 1:
         raise ModelError(f"A gated model must hold one network (and its calibration). Received: model={model.name!r}")
     averaged = with_flip_averaging(networks[0])
