@@ -61,6 +61,17 @@ def fake_fer(folder: Path, n_per_split: int = 60, seed: int = 0) -> Path:
     return write_fer_csv(folder, rows)
 
 
+def tiny_ferplus_run(folder: Path, n_per_split: int = 28) -> tuple[Path, dict]:
+    """``fake_fer`` with ``fake_ferplus`` votes, and one epoch of the ``tiny_test`` spec trained on it under
+    ``folder/runs``: the data and the run's state (``run_dir``), for tests that bundle a run."""
+    from emotion_batch.training.fit import TrainConfig, train
+
+    data = fake_ferplus(fake_fer(folder, n_per_split=n_per_split), n_per_split=n_per_split)
+    state = train(TrainConfig(data=str(data), model="tiny_test", epochs=1, batch_size=32, augment=False),
+                  runs_dir=folder / "runs", verbose=0)
+    return data, state
+
+
 def fake_ferplus(folder, n_per_split=60, seed=0):
     """FER+ vote files for ``fake_fer``'s rows: row i of a split gets 6 votes for its label and 4 for
     neutral, except every 10th row, whose votes all go to "unknown" (no vote on our classes)."""

@@ -12,7 +12,7 @@ from emotion_batch.classifier import FlipGate, _BatchPredictor, load_classifier,
 from emotion_batch.exceptions import ConfigError
 from emotion_batch.training.calibration import apply_temperature
 
-from .conftest import fake_fer, fake_ferplus
+from .conftest import tiny_ferplus_run
 
 
 def _probabilities(rng, n: int) -> np.ndarray:
@@ -123,11 +123,9 @@ def test_bundle_with_a_flip_gate_ships_one_pass_and_the_job_mirrors_the_uncertai
     from emotion_batch.model_layers import with_flip_averaging
     from emotion_batch.training.data import load_fer2013
     from emotion_batch.training.evaluate import bundle_run, predict
-    from emotion_batch.training.fit import TrainConfig, load_best, train
+    from emotion_batch.training.fit import load_best
 
-    data = fake_ferplus(fake_fer(tmp_path, n_per_split=28), n_per_split=28)
-    state = train(TrainConfig(data=str(data), model="tiny_test", epochs=1, batch_size=32, augment=False),
-                  runs_dir=tmp_path / "runs", verbose=0)
+    data, state = tiny_ferplus_run(tmp_path)
     models = tmp_path / "models"
     with pytest.raises(ConfigError, match="a flip gate needs flip_tta"):
         bundle_run(state["run_dir"], data=data, models_dir=models, name="x", command="cmd", flip_gate=0.8)
