@@ -92,9 +92,9 @@ class Blurred:
         return self.classifier.predict(blurred)
 
 
-def largest_face_probs(classifier, decoded, found_faces, detector: str, variant: str, scale: float = 1.0,
-                       dx: float = 0.0, dy: float = 0.0) -> tuple[np.ndarray, list[int]]:
-    """Each photo's probabilities for its largest face (zeros where none was found), and the photos with one."""
+def largest_face_tensors(classifier, decoded, found_faces, detector: str, variant: str, scale: float = 1.0,
+                         dx: float = 0.0, dy: float = 0.0) -> tuple[list[np.ndarray], list[int]]:
+    """The model's input for each photo's largest face, and the photos that have one."""
     batch, owners = [], []
     for i, ((rgb, _), faces) in enumerate(zip(decoded, found_faces)):
         if faces:
@@ -102,6 +102,13 @@ def largest_face_probs(classifier, decoded, found_faces, detector: str, variant:
             batch.append(tensors_for(rgb, [largest], detector, variant, classifier.size, classifier.channels,
                                      scale, dx, dy)[0])
             owners.append(i)
+    return batch, owners
+
+
+def largest_face_probs(classifier, decoded, found_faces, detector: str, variant: str, scale: float = 1.0,
+                       dx: float = 0.0, dy: float = 0.0) -> tuple[np.ndarray, list[int]]:
+    """Each photo's probabilities for its largest face (zeros where none was found), and the photos with one."""
+    batch, owners = largest_face_tensors(classifier, decoded, found_faces, detector, variant, scale, dx, dy)
     probs = np.zeros((len(decoded), len(EMOTIONS)))
     if batch:
         probs[owners] = classifier.predict(np.stack(batch))
@@ -177,8 +184,7 @@ def main() -> None:
         found_faces = [detector.detect(rgb) for rgb, _ in decoded]
         ms = (time.perf_counter() - started) * 1000 / len(decoded)
         if args.save_crops is not None and name == args.detectors.split(",")[0]:
-            crops = [tensors_for(rgb, [max(faces, key=lambda f: f.w * f.h)], name, "contract+level", classifier.size,
-                                 classifier.channels)[0] for (rgb, _), faces in zip(decoded, found_faces) if faces]
+            crops, _ = largest_face_tensors(classifier, decoded, found_faces, name, "contract+level")
             np.save(args.save_crops, np.stack(crops)[..., 0])
             print(f"  saved {len(crops)} crops to {args.save_crops}")
         for variant, scale in [(v, float(f)) for v in args.variants.split(",") for f in args.scales.split(",")]:

@@ -436,12 +436,11 @@ def export_model_command(model, model_sha256, out_dir, fmt, version) -> None:
     from .classifier import locate_model
     from .training.export import export_files
 
-    gate = locate_model(model, sha256=model_sha256, backend="keras").flip_gate
-    if gate is not None:
-        click.echo(f"emotion-batch: the model mirrors faces below {gate.below:g} (its flip gate); the exports average "
-                   "every face with its mirror image instead")
-
-    for written, path in export_files(model, out_dir, sha256=model_sha256, formats=fmt, version=version):
+    ref = locate_model(model, sha256=model_sha256, backend="keras")
+    if ref.flip_gate is not None:
+        click.echo(f"emotion-batch: the model mirrors faces below {ref.flip_gate.below:g} (its flip gate); the exports "
+                   "average every face with its mirror image instead")
+    for written, path in export_files(ref, out_dir, formats=fmt, version=version):
         click.echo(f"emotion-batch: {written}: {path}")
 
 

@@ -135,7 +135,8 @@ def test_bundle_with_a_flip_gate_ships_one_pass_and_the_job_mirrors_the_uncertai
     from emotion_batch.training.export import export_files, tflite_predict
 
     monkeypatch.setattr(classifier, "asset_dir", lambda kind: models)
-    (_, bare_export), = list(export_files("tiny_bare", tmp_path / "bare", formats=["tflite"]))
+    (_, bare_export), = list(export_files(locate_model("tiny_bare", backend="keras"), tmp_path / "bare",
+                                          formats=["tflite"]))
     bare_test = load_fer2013(data, split="test")
     np.testing.assert_allclose(tflite_predict(bare_export, bare_test.x),
                                predict(with_flip_averaging(load_best(state["run_dir"])), bare_test.x), atol=2e-4)

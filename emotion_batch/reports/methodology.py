@@ -120,13 +120,21 @@ def _one(model_id: str, manifest: Optional[Mapping]) -> ModelReliability:
         model_id=model_id, known=bool(classes), accuracy=_number(entry.get("test_accuracy")),
         macro_f1=_number(entry.get("test_macro_f1")), card=card, classes=tuple(classes),
         labels=str(model.get("labels", "original")), logit_adjust=_number(model.get("logit_adjust")) or 0.0,
-        flip_gate=_gate(model.get("flip_gate")),
+        flip_gate=_gate(model),
     )
 
 
-def _gate(value: Any) -> Optional[float]:
-    """The threshold of a manifest entry's ``flip_gate`` (``classifier.FlipGate.as_entry``), if it has one."""
-    return _number(value.get("below")) if isinstance(value, Mapping) else None
+def _gate(model: Mapping) -> Optional[float]:
+    """The threshold of a manifest entry's flip gate (``classifier.FlipGate.from_entry``), if it has a readable
+    one (a report shows what it can rather than fail on a damaged manifest)."""
+    from ..classifier import FlipGate
+    from ..exceptions import ModelError
+
+    try:
+        gate = FlipGate.from_entry(model)
+    except ModelError:
+        return None
+    return None if gate is None else gate.below
 
 
 def model_reliability(model_ids: Iterable[str], manifest: Optional[Mapping]) -> list[ModelReliability]:

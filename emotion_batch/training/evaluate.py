@@ -201,6 +201,7 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
         test = load_fer2013(data, split="test", size=size, channels=channels, labels="ferplus-majority")
     uncalibrated = bias = None
     temperature = 1.0
+    network = single if flip_gate is not None else model  # what the file holds (with a gate: one pass)
     if calibrate:
         from .calibration import fit_temperature, fit_temperature_and_bias, logit_adjustment
         from ..model_layers import with_temperature
@@ -215,16 +216,12 @@ def bundle_run(run_dir: str | Path, *, data: str | Path, models_dir: str | Path,
             adjustment = logit_adjustment(valid.y, logit_adjust, classes=valid.soft.shape[1])
             bias = adjustment if bias is None else bias + adjustment
         uncalibrated = jsonable(evaluate(model, test))
-        model = with_temperature(single if flip_gate is not None else model, temperature,
-                                 None if bias is None else bias.tolist())
+        network = with_temperature(network, temperature, None if bias is None else bias.tolist())
         log.info("temperature %.4f%s (fitted on PublicTest)", temperature,
                  "" if bias is None else ", bias " + " ".join(f"{b:+.3f}" for b in bias))
-    gate = None
-    if flip_gate is not None:
-        gate = FlipGate(below=float(flip_gate), temperature=float(temperature),
-                        bias=None if bias is None else tuple(float(b) for b in bias))
-        if not calibrate:
-            model = single
+    model = network
+    gate = None if flip_gate is None else FlipGate(below=float(flip_gate), temperature=float(temperature),
+                                                   bias=None if bias is None else tuple(float(b) for b in bias))
     scored = model if gate is None else Classifier(model, model_id=f"{name}@keras", batch_size=512, flip_gate=gate)
     valid_metrics = evaluate(scored, valid)
     mirrored_share = None if gate is None else scored.mirrored / len(valid.y)

@@ -56,36 +56,33 @@ def export_model(model, out_dir: str | Path, *, name: str, fmt: str, version: in
     return target
 
 
-def export_files(model: str | None, out_dir: str | Path, *, sha256: str | None = None,
-                 formats: Sequence[str] = FORMATS, version: int = 1) -> Iterator[tuple[str, Path]]:
-    """Load a bundled model by name (default: the manifest's default) or a ``.keras`` file, hash-checked, and
-    write each export of ``formats`` into ``out_dir``, named after the model; yield ``(format, path)`` as each
-    is written. A model with a flip gate (``classifier.FlipGate``) is exported with flip averaging on every face
-    (``flip_averaged``): a served file has no gate, and averaging every face is what the gate approximates."""
+def export_files(ref, out_dir: str | Path, *, formats: Sequence[str] = FORMATS,
+                 version: int = 1) -> Iterator[tuple[str, Path]]:
+    """Write each export of ``formats`` of a located Keras model file (``classifier.locate_model(...,
+    backend="keras")``, hash-checked there) into ``out_dir``, named after the model; yield ``(format, path)`` as
+    each is written. A model with a flip gate (``classifier.FlipGate``) is exported with flip averaging on every
+    face (``flip_averaged``): a served file has no gate, and averaging every face is what the gate approximates."""
     from ..classifier import Classifier
 
-    classifier = Classifier.load(model, sha256=sha256)
-    name = classifier.model_id.split("@")[0]
-    network = classifier.model if classifier.flip_gate is None else flip_averaged(classifier.model)
+    classifier = Classifier.from_file(ref)
+    network = classifier.model if ref.flip_gate is None else flip_averaged(classifier.model)
     for fmt in formats:
-        yield fmt, export_model(network, out_dir, name=name, fmt=fmt, version=version)
+        yield fmt, export_model(network, out_dir, name=ref.name, fmt=fmt, version=version)
 
 
 def flip_averaged(model):
-    """A bundled one-pass file (a network, then its ``TemperatureScaling``) rebuilt as a file with flip averaging
-    built in before the same calibration: what ``bundle --flip-tta --calibrate`` without a gate would have
+    """A bundled one-pass file (its network, then its ``TemperatureScaling`` if it was calibrated) rebuilt with
+    flip averaging built in before the same calibration: what ``bundle --flip-tta`` without a gate would have
     written for that network."""
     import keras
 
     from ..model_layers import TemperatureScaling, with_flip_averaging, with_temperature
 
-    networks = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    calibration = [layer for layer in model.layers if isinstance(layer, TemperatureScaling)]
-    if not networks and not calibration:  # bundled without --calibrate: the network itself
-        return with_flip_averaging(model)
-    if len(networks) != 1:
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if len(nested) > 1:
         raise ModelError(f"A gated model must hold one network (and its calibration). Received: model={model.name!r}")
-    averaged = with_flip_averaging(networks[0])
+    averaged = with_flip_averaging(nested[0] if nested else model)
+    calibration = [layer for layer in model.layers if isinstance(layer, TemperatureScaling)]
     if not calibration:
         return averaged
     return with_temperature(averaged, calibration[0].temperature, calibration[0].bias)
