@@ -75,19 +75,55 @@ def test_weight_average_and_bfloat16_training(tmp_path):
     assert keras.mixed_precision.global_policy().name == "float32"  # the policy does not leak out of train()
     history = json.loads((run / "history.json").read_text())
     assert all(0.0 <= h["ema_val_accuracy"] <= 1.0 for h in history)
-    best_epoch = max(history, key=lambda h: h["ema_val_accuracy"])["epoch"]
-    assert state["best_epoch"] == best_epoch  # chosen by the average's accuracy, not the raw weights'
+    best = max(history, key=lambda h: max(h["ema_val_accuracy"], h["val_accuracy"]))
+    best_epoch = best["epoch"]
+    assert state["best_epoch"] == best_epoch  # chosen by the better of the average and the raw weights
+    assert state["best_weights"] == ("raw" if best["val_accuracy"] > best["ema_val_accuracy"] else "average")
     last = keras.models.load_model(run / "last.keras")
     assert last.get_layer("block1_conv1").dtype_policy.name == "mixed_bfloat16"
     assert last.get_layer("predictions").dtype_policy.name == "float32"
     kept = load_best(run)  # the average, rebuilt in float32
     assert kept.get_layer("block1_conv1").dtype_policy.name == "float32"
-    if best_epoch == 2:  # the kept weights are the average, not the last raw weights
+    if best_epoch == 2 and state["best_weights"] == "average":  # the kept weights are the average, not the last raw weights
         assert not np.allclose(kept.get_layer("block1_conv1").get_weights()[0], last.get_layer("block1_conv1").get_weights()[0])
     with pytest.raises(ConfigError, match="ema must be"):
         TrainConfig(data=str(data), ema=1.5).validate()
     with pytest.raises(ConfigError, match="with labels='original'"):
         TrainConfig(data=str(data), labels="ferplus-soft", ferplus_weight=0.2).validate()
+
+
+@pytest.mark.parametrize("average_wins", [True, False])
+def test_the_better_of_the_weight_average_and_the_raw_weights_is_kept(tmp_path, monkeypatch, average_wins):
+    import keras
+
+    from emotion_batch.training import fit
+
+    recorder_class = fit._recorder_class
+
+    def rigged():  # the average's validation still runs (and writes its weights); its score is forced
+        class Rigged(recorder_class()):
+            def _ema_accuracy(self, epoch):
+                super()._ema_accuracy(epoch)
+                return 2.0 if average_wins else -1.0
+
+        return Rigged
+
+    monkeypatch.setattr(fit, "_recorder_class", rigged)
+    data = fake_fer(tmp_path)
+    config = TrainConfig(data=str(data), model="tiny_test", epochs=1, batch_size=16, optimizer="sgd",
+                         learning_rate=0.05, ema=0.5, name="which")
+    state = train(config, runs_dir=tmp_path / "runs", verbose=0)
+    run = tmp_path / "runs" / "which"
+    assert state["best_weights"] == ("average" if average_wins else "raw")
+    history = json.loads((run / "history.json").read_text())
+    assert state["best_val_accuracy"] == pytest.approx(2.0 if average_wins else history[0]["val_accuracy"])
+    model = fit.load_best(run)
+    kept = model.get_layer("block1_conv1").get_weights()[0]
+    raw = keras.models.load_model(run / "last.keras").get_layer("block1_conv1").get_weights()[0]
+    assert np.allclose(kept, raw) != average_wins  # the raw weights kept exactly when they won
+    if not average_wins:  # the average was measured and written, and is not what was kept
+        model.load_weights(run / "ema.weights.h5")
+        assert not np.allclose(model.get_layer("block1_conv1").get_weights()[0], kept)
 
 
 def test_batch_norm_statistics_are_measured_again_for_the_weights_in_the_model():

@@ -43,7 +43,9 @@ def write_card(path: Path, *, name: str, model, run_dir: Path, metrics: dict[str
     labels when those were others. ``checkpoint``: the weights bundled, ``best`` or ``last`` (see ``bundle_run``)."""
     config = json.loads((run_dir / "config.json").read_text())
     state = json.loads((run_dir / "state.json").read_text())
-    checkpoint_text = (f"best validation epoch {state['best_epoch']}" if checkpoint == "best" else
+    which = {"average": " (its weight average)", "raw": " (its raw weights, which beat their average)"}
+    checkpoint_text = (f"best validation epoch {state['best_epoch']}{which.get(state.get('best_weights'), '')}"
+                       if checkpoint == "best" else
                        f"bundled: the last epoch's weights{' (their moving average)' if config.get('ema') else ''}, "
                        f"not the run's best validation epoch {state['best_epoch']}")
     history = json.loads((run_dir / "history.json").read_text())
