@@ -283,12 +283,13 @@ def _bundled_gate(sha256: str) -> FlipGate | None:
     """The flip gate of the bundled model one of whose files has this sha256 (None for any other file, or
     without a readable manifest)."""
     try:
-        entries = bundled_models().get("models", {})
+        manifest = bundled_models()
     except (ModelError, ConfigError, OSError, ValueError):
         return None
-    for entry in entries.values():
-        if sha256 in (entry.get("sha256"), (entry.get("litert") or {}).get("sha256")):
-            return FlipGate.from_entry(entry)
+    for name in manifest.get("models", {}):
+        found = manifest_entry(f"{name}@{sha256}", manifest)  # either of its files
+        if found is not None:
+            return FlipGate.from_entry(found[0])
     return None
 
 

@@ -119,10 +119,16 @@ def test_the_manifest_round_trip_and_the_gate_follows_the_file(tmp_path, monkeyp
 
 @pytest.mark.slow
 def test_bundle_with_a_flip_gate_ships_one_pass_and_the_job_mirrors_the_uncertain_faces(tmp_path, monkeypatch):
+    import keras
+    from click.testing import CliRunner
+
     import emotion_batch.classifier as classifier
+    from emotion_batch.classifier import LiteRTClassifier
+    from emotion_batch.cli import cli
     from emotion_batch.model_layers import with_flip_averaging
     from emotion_batch.training.data import load_fer2013
-    from emotion_batch.training.evaluate import bundle_run, predict
+    from emotion_batch.training.evaluate import bundle_run, evaluate_to_folder, predict
+    from emotion_batch.training.export import export_files, tflite_predict
     from emotion_batch.training.fit import load_best
 
     data, state = tiny_ferplus_run(tmp_path)
@@ -132,8 +138,6 @@ def test_bundle_with_a_flip_gate_ships_one_pass_and_the_job_mirrors_the_uncertai
     # without a calibration the file is the bare network, and its export averages it with the mirror image
     bundle_run(state["run_dir"], data=data, models_dir=models, name="tiny_bare", command="cmd", flip_tta=True,
                flip_gate=0.9, make_default=False)
-    from emotion_batch.training.export import export_files, tflite_predict
-
     monkeypatch.setattr(classifier, "asset_dir", lambda kind: models)
     (_, bare_export), = list(export_files(locate_model("tiny_bare", backend="keras"), tmp_path / "bare",
                                           formats=["tflite"]))
@@ -147,14 +151,9 @@ def test_bundle_with_a_flip_gate_ships_one_pass_and_the_job_mirrors_the_uncertai
     gate = FlipGate.from_entry(entry)
     assert gate.below == below and gate.temperature == pytest.approx(entry["temperature"], abs=1e-4)
     np.testing.assert_allclose(gate.bias, entry["bias"], atol=1e-4)
-    monkeypatch.setattr(classifier, "asset_dir", lambda kind: models)
     network = load_best(state["run_dir"])
     test = load_fer2013(data, split="test", labels="ferplus-majority")
     # the file holds one pass, calibrated; named by its path it keeps its model's gate
-    import keras
-
-    from emotion_batch.classifier import LiteRTClassifier
-
     one = predict(keras.models.load_model(models / entry["file"], compile=False), test.x)
     assert load_classifier(str(models / entry["file"])).flip_gate == gate
     np.testing.assert_allclose(one, apply_temperature(predict(network, test.x), gate.temperature, gate.bias), atol=2e-4)
@@ -177,19 +176,12 @@ def test_bundle_with_a_flip_gate_ships_one_pass_and_the_job_mirrors_the_uncertai
     np.testing.assert_array_equal(lite_got[~lite_uncertain], lite_one[~lite_uncertain])
     assert entry["litert"]["test_accuracy"] == round(float((lite_got.argmax(axis=1) == test.y).mean()), 4)
     # an export has no gate: it averages every face with its mirror image, and says so
-    from click.testing import CliRunner
-
-    from emotion_batch.cli import cli
-    from emotion_batch.training.export import tflite_predict
-
     result = CliRunner().invoke(cli, ["export-model", "--model", "tiny_gate", "--out", str(tmp_path / "export"),
                                       "--format", "tflite"])
     assert result.exit_code == 0, result.output
     assert "the exports average every face with its mirror image" in result.output
     np.testing.assert_allclose(tflite_predict(tmp_path / "export" / "tiny_gate.tflite", test.x), every, atol=2e-4)
     # emotion-batch evaluate measures the same way and says how many faces it mirrored
-    from emotion_batch.training.evaluate import evaluate_to_folder
-
     result = evaluate_to_folder("tiny_gate", data=data, out_dir=tmp_path / "eval", backend="keras")
     assert result.report["accuracy"] == pytest.approx(metrics["accuracy"])
     saved = json.loads((tmp_path / "eval" / "evaluation.json").read_text())

@@ -82,7 +82,7 @@ def test_weight_average_and_bfloat16_training(tmp_path):
     last = keras.models.load_model(run / "last.keras")
     assert last.get_layer("block1_conv1").dtype_policy.name == "mixed_bfloat16"
     assert last.get_layer("predictions").dtype_policy.name == "float32"
-    kept = load_best(run)  # the average, rebuilt in float32
+    kept = load_best(run)  # the kept weights, rebuilt in float32
     assert kept.get_layer("block1_conv1").dtype_policy.name == "float32"
     if best_epoch == 2 and state["best_weights"] == "average":  # the kept weights are the average, not the last raw weights
         assert not np.allclose(kept.get_layer("block1_conv1").get_weights()[0], last.get_layer("block1_conv1").get_weights()[0])
