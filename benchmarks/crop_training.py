@@ -36,20 +36,6 @@ from common import machine_line  # noqa: E402
 SIDE = 48
 
 
-def inner_network(path: str | Path):
-    """The trained network inside a bundled ``.keras`` file (which wraps it in flip averaging and calibration)."""
-    import keras
-
-    from emotion_batch import model_layers  # noqa: F401  (registers the bundled files' layers)
-
-    model = keras.models.load_model(path, compile=False)
-    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    while len(nested) == 1:
-        model = nested[0]
-        nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    return model
-
-
 def random_crops(crop: int):
     """A ``tf.data`` batch function cutting one ``crop`` px square at a random integer offset from each face
     (``crop_and_resize`` with a box of exactly ``crop`` pixels samples the pixels themselves: no resampling)."""
@@ -108,6 +94,8 @@ def main() -> None:
     args = parser.parse_args()
     if not 24 <= args.crop < SIDE:
         parser.error(f"--crop must be within 24..47. Received: crop={args.crop}")
+    if args.epochs < 2:
+        parser.error(f"--epochs must be at least 2 (one warm-up epoch, then the cosine). Received: epochs={args.epochs}")
     if args.out.exists():
         parser.error(f"--out must be a new folder (no resume). Received: out={str(args.out)!r}")
 
@@ -116,7 +104,8 @@ def main() -> None:
     from emotion_batch.classifier import locate_model
     from emotion_batch.training.architectures import build_from_spec, load_spec
     from emotion_batch.training.data import load_fer2013
-    from emotion_batch.training.fit import TrainConfig, load_splits, make_dataset
+    from emotion_batch import model_layers  # noqa: F401  (registers the bundled files' layers)
+    from emotion_batch.training.fit import TrainConfig, load_splits, make_dataset, trained_network
 
     print(machine_line(), flush=True)
     print(f"conditions: init {args.init}, labels {args.labels}, crop {args.crop} px, {args.epochs} epochs, SGD "
@@ -131,7 +120,7 @@ def main() -> None:
     spec["input"]["size"] = args.crop
     model = build_from_spec(spec, name=f"vgg_gap_small_crop{args.crop}")
     source = Path(args.init) if args.init.endswith(".keras") else locate_model(args.init, backend="keras").path
-    model.set_weights(inner_network(source).get_weights())
+    model.set_weights(trained_network(keras.models.load_model(source, compile=False)).get_weights())
 
     import tensorflow as tf
 
