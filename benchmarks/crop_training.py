@@ -101,11 +101,9 @@ def main() -> None:
 
     import keras
 
-    from emotion_batch.classifier import locate_model
     from emotion_batch.training.architectures import build_from_spec, load_spec
     from emotion_batch.training.data import load_fer2013
-    from emotion_batch import model_layers  # noqa: F401  (registers the bundled files' layers)
-    from emotion_batch.training.fit import TrainConfig, load_splits, make_dataset, trained_network
+    from emotion_batch.training.fit import TrainConfig, load_initial_weights, load_splits, make_dataset
 
     print(machine_line(), flush=True)
     print(f"conditions: init {args.init}, labels {args.labels}, crop {args.crop} px, {args.epochs} epochs, SGD "
@@ -119,8 +117,7 @@ def main() -> None:
     spec = copy.deepcopy(load_spec("vgg_gap_small"))
     spec["input"]["size"] = args.crop
     model = build_from_spec(spec, name=f"vgg_gap_small_crop{args.crop}")
-    source = Path(args.init) if args.init.endswith(".keras") else locate_model(args.init, backend="keras").path
-    model.set_weights(trained_network(keras.models.load_model(source, compile=False)).get_weights())
+    load_initial_weights(model, args.init)  # the same weights, any input size: the spec's layers are unchanged
 
     import tensorflow as tf
 
@@ -133,21 +130,21 @@ def main() -> None:
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1), metrics=["accuracy"])
 
     args.out.mkdir(parents=True)
-    history = []
+    history, best, valid_ten = [], None, None
     for epoch in range(1, args.epochs + 1):
         start = time.perf_counter()
         fitted = model.fit(batches, epochs=1, verbose=0)
-        figures, _ = scores(model, valid.x, valid.y, args.crop)
+        figures, ten = scores(model, valid.x, valid.y, args.crop)
         history.append({"epoch": epoch, "loss": round(fitted.history["loss"][0], 4),
                         "train_accuracy": round(fitted.history["accuracy"][0], 4), **figures,
                         "seconds": round(time.perf_counter() - start, 1)})
         print(json.dumps(history[-1]), flush=True)
         model.save_weights(args.out / f"ep{epoch:02d}.weights.h5")
         (args.out / "history.json").write_text(json.dumps(history, indent=1))
+        if best is None or figures["ten"] > best["ten"]:
+            best, valid_ten = history[-1], ten
 
-    best = max(history, key=lambda r: r["ten"])
     model.load_weights(args.out / f"ep{best['epoch']:02d}.weights.h5")
-    _, valid_ten = scores(model, valid.x, valid.y, args.crop)
     test_figures, test_ten = scores(model, test.x, test.y, args.crop)
     np.save(args.out / "valid_ten.npy", valid_ten)
     np.save(args.out / "test_ten.npy", test_ten)

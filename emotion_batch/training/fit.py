@@ -436,19 +436,7 @@ def _cached_teacher_targets(config: TrainConfig, faces: FaceSet, run_dir: Path, 
     return targets
 
 
-def trained_network(model):
-    """The trained network inside a loaded ``.keras`` model: a bundled file wraps it (flip averaging, then
-    calibration), each wrapper holding exactly one nested model; a run's own file is the network itself."""
-    import keras
-
-    inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    while len(inner) == 1:
-        model = inner[0]
-        inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    return model
-
-
-def _load_initial_weights(model, init: str) -> None:
+def load_initial_weights(model, init: str) -> None:
     """Copy the weights of a bundled model (by name) or of a ``.keras`` file into ``model`` (same spec)."""
     import keras
 
@@ -458,7 +446,11 @@ def _load_initial_weights(model, init: str) -> None:
     path = Path(init) if Path(init).suffix == ".keras" else locate_model(init, backend="keras").path
     if not path.is_file():
         raise ConfigError(f"init must name a bundled model or an existing .keras file. Received: init={init!r}")
-    source = trained_network(keras.models.load_model(path, compile=False))
+    source = keras.models.load_model(path, compile=False)
+    inner = [layer for layer in source.layers if isinstance(layer, keras.Model)]
+    while len(inner) == 1:  # a bundled file wraps the trained network (flip averaging, then calibration)
+        source = inner[0]
+        inner = [layer for layer in source.layers if isinstance(layer, keras.Model)]
     theirs, ours = source.get_weights(), model.get_weights()
     if [w.shape for w in theirs] != [w.shape for w in ours]:
         raise ConfigError(f"init {str(path)!r} is not a model of this spec: its weights have other shapes")
@@ -661,7 +653,7 @@ def train(config: TrainConfig, *, runs_dir: str | Path, verbose: int = 2) -> dic
         else:
             model = build_from_spec(spec)
             if config.init:
-                _load_initial_weights(model, config.init)
+                load_initial_weights(model, config.init)
             model.compile(
                 optimizer=_make_optimizer(config, steps),
                 loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
